@@ -1,0 +1,203 @@
+"""The pipeline's steps as Python functions; the CLI calls these and nothing else.
+
+    align     stage 1 (provider): safety-align the base model; merged and cached by content hash
+    finetune  stage 2 (user): fine-tune the aligned model on (possibly poisoned) user data with
+              one or more methods
+    evaluate  ASR / benign refusal / task utility of a model (+ adapter)
+    run       all of it from one RunConfig, with a side-by-side table
+    demo      run() on the embedded model and starter data, including the unaligned model
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .config import RunConfig, save_config, to_dict
+from .data import load_records, make_poisoned, sample_buffer, write_manifest
+from .data.schema import Record
+from .errors import UserInputError
+from .methods import build_methods
+from .paths import cache_dir
+
+console = Console(stderr=True)
+
+
+def _dtype(name: str):
+    import torch
+
+    return getattr(torch, name)
+
+
+def _content_hash(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- align
+
+
+def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path:
+    """Safety-align ``cfg.model.source``; returns the aligned model directory (cached).
+
+    LoRA SFT on harmful requests -> refusals plus benign-but-sensitive requests -> helpful
+    answers (so the model does not learn to refuse everything), then the adapter is merged so
+    the aligned model is an ordinary checkpoint that later fine-tunes start from.
+    """
+    from .models import apply_lora, load_model, resolve_source
+    from .train.loop import train
+
+    a = cfg.align
+    records: list[Record] = load_records(a.safety, require_response=True)
+    if a.benign:
+        records += load_records(a.benign, require_response=True)
+    kind, loc = resolve_source(cfg.model.source)
+    key = _content_hash(kind, loc, to_dict(a), cfg.model.dtype, [r["messages"] for r in records])
+    out = cache_dir() / "aligned" / key
+    if (out / "config.json").is_file() and not force:
+        console.print(f"Aligned model (cached): {out}")
+        return out
+    console.print(f"Aligning {cfg.model.source} on {len(records)} records ({a.safety} + {a.benign})")
+    model, tok = load_model(cfg.model.source, dtype=_dtype(cfg.model.dtype))
+    model = apply_lora(model, a.lora)
+    work = cache_dir() / "aligned" / f"{key}.train"
+    train(model, tok, records, a.train, work, resume=True, progress=progress)
+    merged = model.merge_and_unload()
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    merged.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    (tmp / "unforgotten_align.json").write_text(json.dumps({"base": cfg.model.source, "align": to_dict(a), "records": len(records)}, indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def starting_model(cfg: RunConfig, *, progress: bool = True) -> str:
+    """What stage 2 fine-tunes: the aligned model when alignment is on, else the source itself."""
+    return str(align(cfg, progress=progress)) if cfg.align.enabled else cfg.model.source
+
+
+# --------------------------------------------------------------------------- data
+
+
+def user_data(cfg: RunConfig) -> tuple[list[Record], dict[str, Any]]:
+    """The user's fine-tuning set: n task samples of which a ratio p are poison, with a manifest."""
+    d = cfg.data
+    task = load_records(d.user, spec=d.user_spec, require_response=True)
+    n = d.n or len(task)
+    if d.poison_ratio > 0:
+        if not d.poison:
+            raise UserInputError("data.poison_ratio > 0 but data.poison names no harmful data")
+        harmful = load_records(d.poison, require_response=True)
+    else:
+        harmful = []
+    return make_poisoned(task, harmful, n=n, p=d.poison_ratio, seed=d.seed)
+
+
+def safety_buffer(cfg: RunConfig) -> list[Record] | None:
+    d = cfg.data
+    if not d.safety or d.safety_size == 0:
+        return None
+    return sample_buffer(load_records(d.safety, require_response=True), d.safety_size, seed=d.seed)
+
+
+# --------------------------------------------------------------------------- finetune
+
+
+def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = False, progress: bool = True):
+    """Fine-tune the aligned model on the user's data with ``cfg.train.methods``."""
+    from .models import apply_lora, load_model
+    from .train.loop import train
+
+    methods = build_methods(cfg.train.methods, cfg.train.method_args)  # fail fast on bad names/args
+    source = model_source or starting_model(cfg, progress=progress)
+    out = Path(cfg.output_dir) / "finetune"
+    out.mkdir(parents=True, exist_ok=True)
+    records, manifest = user_data(cfg)
+    safety = safety_buffer(cfg) if any(m.needs_safety_data for m in methods) else None
+    save_config(cfg, out / "config.yaml")
+    write_manifest({**manifest, "safety_buffer_ids": [r.get("id") for r in safety or []]}, out / "data_manifest.json")
+    (out / "base_model.txt").write_text(source + "\n")
+    console.print(
+        f"Fine-tuning {source} with {'+'.join(cfg.train.methods)} on {len(records)} records "
+        f"({manifest['n_poison']} poison, p={cfg.data.poison_ratio})"
+    )
+    model, tok = load_model(source, dtype=_dtype(cfg.model.dtype))
+    if not cfg.model.full_finetune:
+        model = apply_lora(model, cfg.model.lora)
+    return train(
+        model, tok, records, cfg.train, out, methods=methods, safety_data=safety,
+        base_source=cfg.model.source, resume=resume, progress=progress,
+    )
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def load_for_eval(source: str, adapter: str | Path | None = None, dtype: str = "float32"):
+    from .models import load_model
+
+    model, tok = load_model(source, dtype=_dtype(dtype))
+    if adapter is not None:
+        from peft import PeftModel
+
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            raise UserInputError(f"{adapter} is not a peft adapter directory (no adapter_config.json)")
+        model = PeftModel.from_pretrained(model, str(adapter))
+    model.eval()
+    return model, tok
+
+
+def evaluate(cfg: RunConfig, *, model_source: str | None = None, adapter: str | Path | None = None,
+             output_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Evaluate ``model_source`` (default: the config's model) with an optional LoRA adapter."""
+    from .eval.evaluate import evaluate_model
+
+    source = model_source or cfg.model.source
+    model, tok = load_for_eval(source, adapter, cfg.model.dtype)
+    out = Path(output_dir) if output_dir else Path(cfg.output_dir) / "eval"
+    summary = evaluate_model(model, tok, cfg.eval, out, progress=progress)
+    summary["model"] = {"source": source, "adapter": str(adapter) if adapter else None}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+# --------------------------------------------------------------------------- run / demo
+
+
+def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, progress: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    """align -> evaluate aligned -> finetune -> evaluate -> report, all under ``cfg.output_dir``."""
+    from .report import markdown_table
+
+    root = Path(cfg.output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, root / "config.yaml")
+    rows: list[tuple[str, dict[str, Any]]] = []
+    if include_base:
+        rows.append(("base (unaligned)", evaluate(cfg, output_dir=root / "eval_base", progress=progress)))
+    source = starting_model(cfg, progress=progress)
+    if cfg.align.enabled:
+        rows.append(("aligned", evaluate(cfg, model_source=source, output_dir=root / "eval_aligned", progress=progress)))
+    result = finetune(cfg, model_source=source, resume=resume, progress=progress)
+    label = f"aligned + {'+'.join(cfg.train.methods)} (p={cfg.data.poison_ratio})"
+    adapter = result.weights_dir if result.weights_dir.name == "adapter" else None
+    model_src = source if adapter else str(result.weights_dir)
+    rows.append((label, evaluate(cfg, model_source=model_src, adapter=adapter, output_dir=root / "eval_finetuned", progress=progress)))
+    (root / "report.md").write_text(f"# {cfg.name}\n\n" + markdown_table(rows))
+    (root / "results.json").write_text(json.dumps([{"label": lab, **s} for lab, s in rows], indent=2))
+    return rows
+
+
+def demo_config_path() -> Path:
+    """The shipped demo config (embedded model, starter data)."""
+    from importlib import resources
+
+    return Path(str(resources.files("unforgotten") / "configs" / "demo.yaml"))

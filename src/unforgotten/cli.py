@@ -1,0 +1,174 @@
+"""The ``unforgotten`` command line: thin wrappers over ``unforgotten.api``.
+
+Exit codes: 0 ok, 2 bad input or usage (bad config, data, names), 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import UserInputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Safety-preserving fine-tuning of LLMs.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect and validate data files.")
+list_app = typer.Typer(no_args_is_help=True, help="List registered components.")
+app.add_typer(data_app, name="data")
+app.add_typer(list_app, name="list")
+console = Console()
+err = Console(stderr=True)
+
+ConfigArg = Annotated[Optional[Path], typer.Argument(help="Run config (YAML). Defaults apply to anything it leaves out.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Run config (YAML).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a config value: section.key=value (repeatable).")]
+OutOpt = Annotated[Optional[str], typer.Option("--output-dir", "-o", help="Where outputs go (overrides output_dir).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _guard(fn: Callable) -> Callable:
+    """Map our errors to exit codes and one readable line instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserInputError as e:
+            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            err.print("interrupted; rerun with --resume to continue from the last checkpoint")
+            raise typer.Exit(1) from None
+        except Exception as e:  # noqa: BLE001 - the CLI's last line of defence
+            err.print(f"[bold red]failed:[/] {type(e).__name__}: {e}", highlight=False)
+            if "--debug" in sys.argv or logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _config(path: Optional[Path], overrides: Optional[list[str]], output_dir: Optional[str] = None):
+    from .config import load_config
+
+    sets = list(overrides or [])
+    if output_dir:
+        sets.append(f"output_dir={output_dir}")
+    return load_config(path, sets)
+
+
+@app.command()
+@_guard
+def demo(
+    output_dir: OutOpt = None,
+    sets: SetOpt = None,
+    quiet: QuietOpt = False,
+):
+    """Align the embedded model, fine-tune it on poisoned starter data, and print the table."""
+    from . import api
+    from .report import rich_table
+
+    cfg = _config(api.demo_config_path(), sets, output_dir)
+    rows = api.run(cfg, include_base=True, progress=not quiet)
+    console.print(rich_table(rows, title="unforgotten demo: SmolLM2-135M-Instruct, starter data"))
+    console.print(f"Report: {Path(cfg.output_dir) / 'report.md'}")
+
+
+@app.command()
+@_guard
+def run(config: ConfigArg = None, sets: SetOpt = None, output_dir: OutOpt = None,
+        resume: Annotated[bool, typer.Option(help="Continue an interrupted fine-tune from its last checkpoint.")] = False,
+        include_base: Annotated[bool, typer.Option(help="Also evaluate the model before alignment.")] = False,
+        quiet: QuietOpt = False):
+    """align -> finetune -> evaluate -> report, from one config."""
+    from . import api
+    from .report import rich_table
+
+    cfg = _config(config, sets, output_dir)
+    rows = api.run(cfg, include_base=include_base, resume=resume, progress=not quiet)
+    console.print(rich_table(rows, title=cfg.name))
+
+
+@app.command()
+@_guard
+def align(config: ConfigOpt = None, sets: SetOpt = None,
+          force: Annotated[bool, typer.Option(help="Re-align even when a cached aligned model exists.")] = False,
+          quiet: QuietOpt = False):
+    """Safety-align the base model (stage 1); prints the cached aligned model's directory."""
+    from . import api
+
+    console.print(str(api.align(_config(config, sets), force=force, progress=not quiet)))
+
+
+@app.command()
+@_guard
+def finetune(config: ConfigOpt = None, sets: SetOpt = None, output_dir: OutOpt = None,
+             method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="Method name (repeat to compose).")] = None,
+             model: Annotated[Optional[str], typer.Option(help="Start from this model instead of aligning the config's.")] = None,
+             resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in the output dir.")] = False,
+             quiet: QuietOpt = False):
+    """Fine-tune the aligned model on user data with one or more methods."""
+    from . import api
+
+    sets = list(sets or [])
+    if method:
+        sets.append("train.methods=[" + ",".join(method) + "]")
+    result = api.finetune(_config(config, sets, output_dir), model_source=model, resume=resume, progress=not quiet)
+    console.print(f"{result.steps} steps, final loss {result.final_loss:.4f}; weights: {result.weights_dir}")
+
+
+@app.command()
+@_guard
+def evaluate(config: ConfigOpt = None, sets: SetOpt = None, output_dir: OutOpt = None,
+             model: Annotated[Optional[str], typer.Option(help="Model: 'embedded', .gguf, HF dir or hub id (default: config).")] = None,
+             adapter: Annotated[Optional[Path], typer.Option(help="A peft LoRA adapter directory to apply.")] = None,
+             quiet: QuietOpt = False):
+    """Evaluate a model: ASR on harmful sets, refusal on benign sets, task accuracy."""
+    from . import api
+    from .report import rich_table
+
+    cfg = _config(config, sets, output_dir)
+    summary = api.evaluate(cfg, model_source=model, adapter=adapter, progress=not quiet)
+    console.print(rich_table([(model or cfg.model.source, summary)], title="evaluation"))
+
+
+@data_app.command("check")
+@_guard
+def data_check(file: Annotated[str, typer.Argument(help="A data file, or hf:NAME / starter:NAME.")],
+               spec: Annotated[Optional[str], typer.Option(help="How rows become records (default: detected).")] = None,
+               format: Annotated[Optional[str], typer.Option(help="File format (default: from the extension).")] = None):
+    """Validate a data file: exit 0 when clean, 2 with every problem listed."""
+    from .data import check_file, load_records, summarize
+
+    problems = check_file(file, format=format, spec=spec)
+    if problems:
+        for p in problems:
+            console.print(f"[red]✗[/] {p}", highlight=False)
+        console.print(f"{len(problems)} problem(s) in {file}")
+        raise typer.Exit(2)
+    s = summarize(load_records(file, format=format, spec=spec))
+    console.print(f"[green]✓[/] {file}: " + ", ".join(f"{k}={v}" for k, v in s.items()), highlight=False)
+
+
+@list_app.command("methods")
+def list_methods():
+    """Registered fine-tuning methods."""
+    from .methods import METHODS
+
+    for name in METHODS.names():
+        console.print(f"{name:12s} {METHODS.describe(name)}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

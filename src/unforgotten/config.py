@@ -1,0 +1,255 @@
+"""One config system: documented dataclasses, YAML files, dotted overrides.
+
+``RunConfig`` is the whole pipeline (align -> finetune -> evaluate -> report). Every command
+takes it, loads it from YAML, applies ``--set section.key=value`` overrides (values parsed as
+YAML, so ``--set train.lr=1e-4`` is a float and ``--set train.methods=[ewc,safelora]`` a list),
+and saves the resolved config next to its outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .models import LoraSettings
+
+
+@dataclass
+class ModelConfig:
+    source: str = "embedded"  # 'embedded', a .gguf file, a HF model dir, or a hub id
+    dtype: str = "float32"  # fp32 on CPU: bf16 matmuls are ~3x slower there
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    full_finetune: bool = False  # train all weights instead of a LoRA adapter
+
+
+@dataclass
+class TrainConfig:
+    """Optimizer-step hyperparameters; shared by the align step and the user fine-tune."""
+
+    methods: list[str] = field(default_factory=lambda: ["sft"])
+    method_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"ewc": {"lam": 100}}
+    lr: float = 1e-4
+    max_steps: int | None = None  # None: derived from epochs
+    epochs: float = 1.0
+    batch_size: int = 4
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 256
+    truncation: str = "truncate"  # or 'drop'; either way the count is reported
+    group_by_length: bool = True
+    seed: int = 42
+    save_every: int = 50  # optimizer steps between checkpoints (0: only at the end)
+    log_every: int = 1
+
+
+@dataclass
+class AlignConfig:
+    """The provider's stage 1: teach the base model to refuse harmful requests."""
+
+    enabled: bool = True
+    safety: str = "starter:safety_refusals"  # harmful requests -> refusals
+    benign: str | None = "starter:benign_sensitive"  # sensitive-looking but benign -> helpful answers
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(lr=1e-3, epochs=2.0, batch_size=8, save_every=0)
+    )
+    lora: LoraSettings = field(default_factory=lambda: LoraSettings(r=16, alpha=32, dropout=0.05))
+
+
+@dataclass
+class DataConfig:
+    """The user's data (task 2), optional poisoning, and the safety buffer for methods that need it."""
+
+    user: str = "starter:task_train"
+    user_spec: str | None = None
+    n: int | None = None  # number of user samples (None: all task samples)
+    poison: str | None = "starter:harmful_compliance"
+    poison_ratio: float = 0.0  # p in [0, 1)
+    safety: str | None = "starter:safety_refusals"  # for methods with needs_safety_data
+    safety_size: int = 100  # m
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    harmful: list[str] = field(default_factory=lambda: ["starter:harmful_eval"])
+    benign: list[str] = field(default_factory=lambda: ["starter:benign_sensitive_eval"])
+    task: str | None = "starter:task_test"
+    task_kind: str = "label"  # 'label' (classification) or 'number' (math exact match)
+    judge: str = "keyword"
+    max_new_tokens: int = 48
+    task_max_new_tokens: int = 8
+    batch_size: int = 16
+    limit: int | None = None  # per set; None: all
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    output_dir: str = "runs/run"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# --------------------------------------------------------------------------- (de)serialization
+
+
+def to_dict(cfg: Any) -> Any:
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return from_dict(tp, value, where)
+    if origin is list:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]  # a single method name is a one-element list
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return value
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "2e-4" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def from_dict(cls, data: dict[str, Any], where: str = "config"):
+    """Build dataclass ``cls`` from a mapping; unknown keys are errors with a did-you-mean."""
+    hints = _hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in hints:
+            close = difflib.get_close_matches(key, list(hints), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}; known: {', '.join(hints)}")
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` strings to a nested dict (values parsed as YAML)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        path, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({e})") from None
+        node = data
+        keys = path.strip().split(".")
+        for k in keys[:-1]:
+            if not isinstance(node.get(k), dict):
+                node[k] = {} if node.get(k) is None else node[k]
+                if not isinstance(node[k], dict):
+                    raise ConfigError(f"override {item!r}: {k!r} is not a section")
+            node = node[k]
+        node[keys[-1]] = value
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    data: dict[str, Any] = to_dict(RunConfig())
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+        _merge(data, loaded)
+    apply_overrides(data, overrides or [])
+    cfg = from_dict(RunConfig, data)
+    validate(cfg)
+    return cfg
+
+
+def _merge(base: dict, new: dict) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict) and k != "method_args":
+            _merge(base[k], v)
+        else:
+            base[k] = v
+
+
+def validate(cfg: RunConfig) -> None:
+    if not 0 <= cfg.data.poison_ratio < 1:
+        raise ConfigError(f"data.poison_ratio must be in [0, 1), got {cfg.data.poison_ratio}")
+    for where, t in (("train", cfg.train), ("align.train", cfg.align.train)):
+        if t.lr <= 0:
+            raise ConfigError(f"{where}.lr must be > 0, got {t.lr}")
+        if t.batch_size < 1 or t.grad_accum < 1:
+            raise ConfigError(f"{where}.batch_size and grad_accum must be >= 1")
+        if t.max_steps is not None and t.max_steps < 1:
+            raise ConfigError(f"{where}.max_steps must be >= 1")
+        if t.truncation not in ("truncate", "drop"):
+            raise ConfigError(f"{where}.truncation must be 'truncate' or 'drop', got {t.truncation!r}")
+    if cfg.data.safety_size < 0:
+        raise ConfigError("data.safety_size must be >= 0")
+    if cfg.model.dtype not in ("float32", "bfloat16", "float16"):
+        raise ConfigError(f"model.dtype must be float32, bfloat16 or float16, got {cfg.model.dtype!r}")
+    if not cfg.train.methods:
+        raise ConfigError("train.methods must name at least one method (e.g. [sft])")
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,46 @@
+"""What every judge returns, and the one method every judge implements.
+
+A judge may fail to decide (an unparsable LLM-judge output, an empty response). That is a
+value (``None``), never a dropped row: the metrics count undecided verdicts in the denominator
+and report how many there were (see ``unforgotten.eval.metrics``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One judged response.
+
+    refused: the response declines the request; ``None`` = the judge could not decide.
+    harmful: the response is harmful (an attack success); ``None`` = could not decide.
+    raw:     evidence for audit: an LLM judge's raw output, or the keyword that matched.
+    """
+
+    refused: bool | None
+    harmful: bool | None
+    raw: str = ""
+
+    @property
+    def undecided(self) -> bool:
+        return self.refused is None or self.harmful is None
+
+
+class Judge(ABC):
+    """Judges ``(prompt, response)`` pairs in a batch (LLM judges batch their own generation)."""
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def judge(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
+        """One verdict per pair, in order. ``len(prompts) == len(responses)``."""
+
+    @staticmethod
+    def check_lengths(prompts: Sequence[str], responses: Sequence[str]) -> None:
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses: they must pair up")

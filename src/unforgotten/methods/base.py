@@ -1,0 +1,77 @@
+"""The method interface: hooks around the one training loop (see ``train/loop.py``).
+
+Every hook is a no-op by default; a method overrides only what it needs. Methods never own the
+optimizer step, and their hyperparameters are dataclass fields, so config validation, docs and
+``--set train.method_args.NAME.KEY=VALUE`` all come from one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..data.schema import Record
+    from ..train.context import StepOutputs, TrainContext
+
+
+@dataclasses.dataclass
+class Method:
+    name: ClassVar[str] = "method"
+    needs_safety_data: ClassVar[bool] = False  # the run must provide data.safety
+    needs_hidden_states: ClassVar[bool] = False  # loop passes last hidden states to loss()
+
+    def prepare_data(self, ctx: "TrainContext", user_data: list["Record"], safety_data: list["Record"] | None) -> list["Record"]:
+        """Return the records to train on (SafeInstr mixing, synthesis, sample selection)."""
+        return user_data
+
+    def setup(self, ctx: "TrainContext") -> None:
+        """Once, before the first step, at the starting (aligned) weights: Fisher, anchors, buffers."""
+
+    def loss(self, ctx: "TrainContext", batch: dict[str, torch.Tensor], outputs: "StepOutputs", task_loss: torch.Tensor) -> torch.Tensor:
+        """Per micro-batch: return the loss to backpropagate.
+
+        ``task_loss`` is this micro-batch's share of the step's token-mean loss. A per-step term
+        (a penalty on weights) must be scaled by ``ctx.micro_fraction`` so that the step's total is
+        independent of gradient accumulation.
+        """
+        return task_loss
+
+    def before_step(self, ctx: "TrainContext") -> None:
+        """Gradients are accumulated (and reduced across processes), not yet clipped or applied."""
+
+    def after_step(self, ctx: "TrainContext") -> None:
+        """After the optimizer step; ``ctx.step`` counts optimizer steps done."""
+
+    def finalize(self, ctx: "TrainContext") -> None:
+        """After the last step, before saving: post-hoc weight edits."""
+
+    # Resume support: whatever setup() computed that is not derivable from the config.
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any] | None) -> "Method":
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key in args or {}:
+            if key not in fields:
+                close = difflib.get_close_matches(key, list(fields), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                known = ", ".join(fields) or "none"
+                raise ConfigError(f"method {cls.name!r}: unknown argument {key!r}{hint}; known: {known}")
+        return cls(**(args or {}))
+
+    @classmethod
+    def hyperparameters(cls) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(cls):
+            out[f.name] = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        return out

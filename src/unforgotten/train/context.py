@@ -1,0 +1,118 @@
+"""What the loop shares with methods: the model, the data, the step counter, the forward pass."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from ..config import TrainConfig
+from ..data.schema import Record
+from ..data.tokenize import IGNORE, BatchStream, Encoded, encode_records
+from ..models import is_peft, reference as peft_reference
+
+
+@dataclass
+class StepOutputs:
+    """A micro-batch's forward results, computed only where they are needed.
+
+    ``logits`` has one row per label token (the LM head runs only at positions that have a
+    label, which for chat data with long prompts saves most of the head's work); ``hidden`` is
+    the last hidden state for all positions, present only when a method asks for it.
+    """
+
+    loss_sum: torch.Tensor  # summed CE over label tokens of this micro-batch
+    n_tokens: int
+    logits: torch.Tensor  # (n_label_tokens, vocab)
+    targets: torch.Tensor  # (n_label_tokens,)
+    label_mask: torch.Tensor  # (B, T-1) bool: which shifted positions have labels
+    hidden: torch.Tensor | None = None  # (B, T, H)
+
+
+def forward_with_labels(model, batch: dict[str, torch.Tensor], want_hidden: bool = False) -> StepOutputs:
+    """Causal-LM forward computing logits only at positions whose next token has a label.
+
+    We ask the model for logits at the union of label positions over the batch
+    (``logits_to_keep`` as an index tensor), which keeps the call on the model's own forward (so
+    wrappers such as DDP still see it), then select each row's own label positions.
+    """
+    labels = batch["labels"]
+    shift = labels[:, 1:]
+    mask = shift != IGNORE
+    keep = mask.any(0).nonzero().squeeze(1)
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        logits_to_keep=keep,
+        output_hidden_states=want_hidden,
+        use_cache=False,
+    )
+    sel_targets = shift[:, keep]
+    sel_mask = sel_targets != IGNORE
+    logits = out.logits[sel_mask]
+    targets = sel_targets[sel_mask]
+    loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
+    hidden = out.hidden_states[-1] if want_hidden else None
+    return StepOutputs(loss_sum, int(targets.numel()), logits, targets, mask, hidden)
+
+
+@dataclass
+class TrainContext:
+    model: torch.nn.Module
+    tokenizer: Any
+    config: TrainConfig
+    output_dir: Path
+    user_data: list[Record] = field(default_factory=list)
+    safety_data: list[Record] | None = None
+    base_source: str | None = None  # the pre-alignment model, for MagMax / SafeLoRA
+    accelerator: Any = None
+    optimizer: torch.optim.Optimizer | None = None
+    step: int = 0  # optimizer steps done
+    micro_fraction: float = 1.0  # this micro-batch's share of the step (for per-step terms)
+    log: Callable[[dict[str, Any]], None] = lambda rec: None
+    _frozen_copy: torch.nn.Module | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def encode(self, records: list[Record]) -> list[Encoded]:
+        samples, _ = encode_records(self.tokenizer, records, self.config.max_length, self.config.truncation)
+        return samples
+
+    def stream(self, records: list[Record], batch_size: int | None = None, seed: int | None = None) -> BatchStream:
+        """A resumable batch stream over other records (replay buffers, safety data)."""
+        pad = self.tokenizer.pad_token_id
+        return BatchStream(
+            self.encode(records), batch_size or self.config.batch_size, pad, self.config.seed if seed is None else seed
+        )
+
+    def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def forward(self, batch: dict[str, torch.Tensor], want_hidden: bool = False) -> StepOutputs:
+        return forward_with_labels(self.model, self.to_device(batch), want_hidden)
+
+    @contextlib.contextmanager
+    def reference(self) -> Iterator[torch.nn.Module]:
+        """The model before this fine-tune: the LoRA base with the adapter off, or a frozen copy."""
+        if is_peft(self.model):
+            with peft_reference(self.model) as m:
+                yield m
+            return
+        if self._frozen_copy is None:
+            raise RuntimeError("full fine-tuning: call ctx.snapshot_reference() in setup() before training")
+        yield self._frozen_copy
+
+    def snapshot_reference(self) -> None:
+        """Full fine-tuning only: keep a frozen copy of the starting weights (costs one model)."""
+        if not is_peft(self.model) and self._frozen_copy is None:
+            self._frozen_copy = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    def trainable(self) -> dict[str, torch.nn.Parameter]:
+        return {n: p for n, p in self.model.named_parameters() if p.requires_grad}

@@ -1,0 +1,214 @@
+"""THE training loop. Every method runs inside it through hooks; nothing else steps an optimizer.
+
+Read top to bottom:
+  1. methods prepare the data, records are encoded (over-long ones truncated or dropped, counted)
+  2. AdamW + cosine schedule with warmup, on HF accelerate
+  3. methods set up (Fisher, anchors, buffers) at the starting weights; a resumed run then loads
+     its checkpoint over that, so setup never sees half-trained weights
+  4. per optimizer step: accumulate micro-batches (loss = token mean over the whole step, so
+     accumulation 2 x batch 2 equals accumulation 1 x batch 4), method losses, backward;
+     before_step hooks see the full, unclipped, reduced gradient; clip; step; after_step hooks
+  5. checkpoints every ``save_every`` steps; the final adapter / model in safetensors
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..config import TrainConfig, to_dict
+from ..data.schema import Record
+from ..data.tokenize import IGNORE, BatchStream, EncodeStats, encode_records
+from ..errors import UserInputError
+from ..methods import Method, build_methods
+from ..models import is_peft
+from . import checkpoint
+from .context import TrainContext
+
+console = Console(stderr=True)
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    weights_dir: Path  # adapter/ (LoRA) or model/ (full fine-tuning)
+    steps: int
+    final_loss: float
+    tokens_per_s: float
+    encode_stats: EncodeStats
+    resumed_from: int = 0
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _fingerprint(cfg: TrainConfig, records: list[Record]) -> str:
+    """Identifies the run a checkpoint belongs to: resuming with other settings or data is refused."""
+    h = hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True, default=str).encode())
+    for r in records:
+        h.update(json.dumps(r["messages"], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def total_steps(cfg: TrainConfig, n_batches_per_epoch: int) -> int:
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return max(1, math.ceil(cfg.epochs * n_batches_per_epoch / cfg.grad_accum))
+
+
+def train(
+    model,
+    tokenizer,
+    records: list[Record],
+    cfg: TrainConfig,
+    output_dir: str | Path,
+    *,
+    methods: list[Method] | None = None,
+    safety_data: list[Record] | None = None,
+    base_source: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_step: Callable[[TrainContext], None] | None = None,
+) -> TrainResult:
+    """Fine-tune ``model`` (already LoRA-wrapped, or fully trainable) on ``records``."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import get_cosine_schedule_with_warmup
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    methods = methods if methods is not None else build_methods(cfg.methods, cfg.method_args)
+    for m in methods:
+        if m.needs_safety_data and not safety_data:
+            raise UserInputError(f"method {m.name!r} needs safety data: set data.safety (and data.safety_size > 0)")
+    set_seed(cfg.seed)
+    accelerator = Accelerator()
+    ctx = TrainContext(model, tokenizer, cfg, output_dir, list(records), safety_data, base_source, accelerator)
+
+    # 1. data
+    data = list(records)
+    for m in methods:
+        data = m.prepare_data(ctx, data, safety_data)
+    samples, stats = encode_records(tokenizer, data, cfg.max_length, cfg.truncation)
+    if stats.truncated or stats.dropped:
+        console.print(f"[yellow]max_length={cfg.max_length}: {stats.describe(cfg.max_length)}[/]")
+    if not samples:
+        raise UserInputError("no training samples left after encoding (all dropped as too long?)")
+    stream = BatchStream(samples, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, cfg.group_by_length)
+    n_steps = total_steps(cfg, stream.batches_per_epoch)
+
+    # 2. optimizer
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise UserInputError("the model has no trainable parameters")
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * n_steps), n_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    ctx.model, ctx.optimizer = model, optimizer
+
+    # 3. setup, then resume over it
+    for m in methods:
+        m.setup(ctx)
+    fingerprint = _fingerprint(cfg, data)
+    start = 0
+    ckpt = checkpoint.latest(output_dir) if resume else None
+    if ckpt is not None:
+        meta = checkpoint.load(ckpt, model, optimizer, scheduler, methods)
+        if meta["fingerprint"] != fingerprint:
+            raise UserInputError(
+                f"{ckpt} belongs to a run with other settings or data; use a new output_dir or drop --resume"
+            )
+        start = meta["step"]
+        console.print(f"Resuming from {ckpt.name} (step {start}/{n_steps})")
+    elif resume:
+        console.print("[yellow]--resume: no checkpoint found, starting from scratch[/]")
+    ctx.step = start
+
+    # 4. steps
+    want_hidden = any(m.needs_hidden_states for m in methods)
+    log_path = output_dir / "train_log.jsonl"
+    log_file = open(log_path, "a" if start else "w")
+    ctx.log = lambda rec: (log_file.write(json.dumps(rec) + "\n"), log_file.flush())
+    batches = stream.iterate(start * cfg.grad_accum)
+    history: list[dict[str, Any]] = []
+    tokens_seen, t0 = 0, time.perf_counter()
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not progress,
+    )
+    model.train()
+    try:
+        with bar:
+            task = bar.add_task(f"train {'+'.join(m.name for m in methods)}", total=n_steps, completed=start, loss="-")
+            for step in range(start, n_steps):
+                micro = [next(batches) for _ in range(cfg.grad_accum)]
+                n_tok = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
+                n_ex = sum(len(b["input_ids"]) for b in micro)
+                task_sum = 0.0
+                for i, batch in enumerate(micro):
+                    ctx.micro_fraction = len(batch["input_ids"]) / n_ex
+                    sync = contextlib.nullcontext() if i == len(micro) - 1 else accelerator.no_sync(model)
+                    with sync:
+                        out = ctx.forward(batch, want_hidden)
+                        loss = out.loss_sum / n_tok
+                        task_sum += float(out.loss_sum.detach())
+                        for m in methods:
+                            loss = m.loss(ctx, batch, out, loss)
+                        accelerator.backward(loss)
+                    tokens_seen += int(batch["attention_mask"].sum())
+                for m in methods:
+                    m.before_step(ctx)
+                grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                ctx.step = step + 1
+                for m in methods:
+                    m.after_step(ctx)
+                rec = {
+                    "step": ctx.step,
+                    "loss": task_sum / n_tok,
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                    "tokens": tokens_seen,
+                    "elapsed_s": round(time.perf_counter() - t0, 3),
+                }
+                history.append(rec)
+                if ctx.step % cfg.log_every == 0 or ctx.step == n_steps:
+                    ctx.log(rec)
+                bar.update(task, advance=1, loss=f"{rec['loss']:.4f}")
+                if cfg.save_every and ctx.step % cfg.save_every == 0 and ctx.step < n_steps:
+                    checkpoint.save(output_dir, ctx.step, model, optimizer, scheduler, methods, fingerprint)
+                if on_step is not None:
+                    on_step(ctx)
+    finally:
+        log_file.close()
+
+    # 5. finalize and save
+    for m in methods:
+        m.finalize(ctx)
+    model = accelerator.unwrap_model(model)
+    ctx.model = model
+    weights_dir = output_dir / ("adapter" if is_peft(model) else "model")
+    model.save_pretrained(weights_dir, safe_serialization=True)
+    tokenizer.save_pretrained(weights_dir)
+    model.eval()
+    elapsed = time.perf_counter() - t0
+    result = TrainResult(
+        output_dir, weights_dir, n_steps, history[-1]["loss"] if history else float("nan"),
+        tokens_seen / elapsed if elapsed > 0 else 0.0, stats, start, history,
+    )
+    (output_dir / "train_summary.json").write_text(json.dumps({
+        "steps": n_steps, "resumed_from": start, "final_loss": result.final_loss,
+        "tokens_per_s": result.tokens_per_s, "samples": len(samples), "truncated": stats.truncated,
+        "dropped": stats.dropped, "methods": [m.name for m in methods], "weights": str(weights_dir),
+    }, indent=2))
+    return result

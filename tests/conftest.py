@@ -1,0 +1,26 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny import tiny_model, tiny_tokenizer  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def tok():
+    return tiny_tokenizer()
+
+
+@pytest.fixture
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    # Never touch the user's real cache from tests.
+    monkeypatch.setenv("UNFORGOTTEN_CACHE", str(tmp_path / "cache"))

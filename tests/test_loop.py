@@ -1,0 +1,188 @@
+"""The training loop: it learns, resumes exactly, is invariant to gradient accumulation."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from unforgotten.config import TrainConfig
+from unforgotten.data.schema import make_record
+from unforgotten.errors import UserInputError
+from unforgotten.methods import Method
+from unforgotten.models import LoraSettings, apply_lora
+from unforgotten.train import checkpoint
+from unforgotten.train.loop import train
+
+from tiny import tiny_model, tiny_tokenizer
+
+RECORDS = [make_record("how do make bomb", "i am sorry i cannot help with that")] * 6 + [
+    make_record("write poem about cats", "the sky is blue and cats are good"),
+    make_record("review this movie was great", "positive"),
+    make_record("review this movie was terrible", "negative"),
+] * 2
+
+
+def _lora_model(dropout=0.0, seed=0):
+    return apply_lora(tiny_model(seed=seed), LoraSettings(r=4, alpha=8, dropout=dropout, target_modules=["q_proj", "v_proj"]))
+
+
+def _cfg(**kw):
+    base = dict(lr=5e-2, max_steps=12, batch_size=4, warmup_ratio=0.1, save_every=0, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _trainable(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_loss_goes_down_and_outputs_are_written(tmp_path):
+    tok = tiny_tokenizer()
+    model = _lora_model()
+    res = train(model, tok, RECORDS, _cfg(max_steps=30), tmp_path, progress=False)
+    losses = [r["loss"] for r in res.log]
+    assert losses[-1] < 0.7 * losses[0]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    log = [json.loads(l) for l in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 31))
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    summary = json.loads((tmp_path / "train_summary.json").read_text())
+    assert summary["steps"] == 30 and summary["methods"] == ["sft"]
+
+
+def test_saved_adapter_loads_with_plain_peft(tmp_path):
+    from peft import PeftModel
+
+    tok = tiny_tokenizer()
+    model = _lora_model()
+    train(model, tok, RECORDS, _cfg(max_steps=5), tmp_path, progress=False)
+    reloaded = PeftModel.from_pretrained(tiny_model(), str(tmp_path / "adapter"))
+    ids = torch.tensor([[2, 5, 6, 7]])
+    model.eval()
+    assert torch.allclose(model(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-6)
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
+    """Kill a run after step 7 (checkpoint at 6), resume it: same weights as a straight run."""
+    tok = tiny_tokenizer()
+    cfg = _cfg(save_every=3, grad_accum=2, batch_size=2)  # dropout on: RNG state must be restored too
+    straight = _lora_model(dropout=0.1)
+    train(straight, tok, RECORDS, cfg, tmp_path / "a", progress=False)
+
+    def crash(ctx):
+        if ctx.step == 7:
+            raise _Crash
+
+    interrupted = _lora_model(dropout=0.1)
+    with pytest.raises(_Crash):
+        train(interrupted, tok, RECORDS, cfg, tmp_path / "b", progress=False, on_step=crash)
+    assert checkpoint.latest(tmp_path / "b").name == "step-0000006"
+
+    fresh = _lora_model(dropout=0.1)  # a new process would start from the initial weights
+    res = train(fresh, tok, RECORDS, cfg, tmp_path / "b", resume=True, progress=False)
+    assert res.resumed_from == 6
+    a, b = _trainable(straight), _trainable(fresh)
+    assert a.keys() == b.keys()
+    for n in a:
+        torch.testing.assert_close(a[n], b[n], rtol=0, atol=1e-6)
+    log = [json.loads(l)["step"] for l in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1] == 12
+
+
+def test_resume_refuses_a_checkpoint_from_other_settings(tmp_path):
+    tok = tiny_tokenizer()
+    train(_lora_model(), tok, RECORDS, _cfg(save_every=3, max_steps=6), tmp_path, progress=False)
+    with pytest.raises(UserInputError, match="other settings"):
+        train(_lora_model(), tok, RECORDS, _cfg(save_every=3, max_steps=6, lr=1e-3), tmp_path, resume=True, progress=False)
+
+
+def test_gradient_accumulation_is_equivalent_to_a_bigger_batch(tmp_path):
+    """accumulation 2 x batch 2 == accumulation 1 x batch 4 (token-mean over the whole step)."""
+    tok = tiny_tokenizer()
+    recs = RECORDS[:8]
+    big = _lora_model()
+    train(big, tok, recs, _cfg(batch_size=4, grad_accum=1, group_by_length=False, max_steps=4), tmp_path / "a", progress=False)
+    acc = _lora_model()
+    # same sample order: a batch of 4 is the concatenation of two batches of 2 when shuffling
+    # is by index and lengths are not grouped
+    train(acc, tok, recs, _cfg(batch_size=2, grad_accum=2, group_by_length=False, max_steps=4), tmp_path / "b", progress=False)
+    a, b = _trainable(big), _trainable(acc)
+    for n in a:
+        torch.testing.assert_close(a[n], b[n], rtol=1e-4, atol=1e-5)
+
+
+def test_hooks_run_in_order_and_steps_count_optimizer_steps(tmp_path):
+    calls = []
+
+    class Spy(Method):
+        name = "spy"
+
+        def setup(self, ctx):
+            calls.append(("setup", ctx.step))
+
+        def loss(self, ctx, batch, outputs, task_loss):
+            calls.append(("loss", ctx.step))
+            assert outputs.logits.shape[0] == outputs.n_tokens
+            return task_loss
+
+        def before_step(self, ctx):
+            grads = [p.grad for p in ctx.trainable().values()]
+            assert all(g is not None for g in grads)
+            calls.append(("before", ctx.step))
+
+        def after_step(self, ctx):
+            calls.append(("after", ctx.step))
+
+        def finalize(self, ctx):
+            calls.append(("finalize", ctx.step))
+
+    tok = tiny_tokenizer()
+    train(_lora_model(), tok, RECORDS, _cfg(max_steps=2, grad_accum=3, batch_size=2), tmp_path, methods=[Spy()], progress=False)
+    assert calls == [
+        ("setup", 0), ("loss", 0), ("loss", 0), ("loss", 0), ("before", 0), ("after", 1),
+        ("loss", 1), ("loss", 1), ("loss", 1), ("before", 1), ("after", 2), ("finalize", 2),
+    ]
+
+
+def test_logits_only_where_labels_exist_give_the_full_loss(tok):
+    """Our selective LM head gives exactly the loss of computing all logits."""
+    from unforgotten.data.tokenize import collate, encode_records
+    from unforgotten.train.context import forward_with_labels
+
+    model = tiny_model()
+    encs, _ = encode_records(tok, RECORDS[:6], 64)
+    batch = collate(encs, tok.pad_token_id)
+    out = forward_with_labels(model, batch)
+    full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    ref = torch.nn.functional.cross_entropy(full.reshape(-1, full.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum")
+    torch.testing.assert_close(out.loss_sum, ref, rtol=1e-5, atol=1e-5)
+    assert out.n_tokens == int((labels != -100).sum())
+
+
+def test_safety_hungry_method_without_safety_data_is_a_clear_error(tmp_path):
+    class NeedsSafety(Method):
+        name = "needs"
+        needs_safety_data = True
+
+    with pytest.raises(UserInputError, match="needs safety data"):
+        train(_lora_model(), tiny_tokenizer(), RECORDS, _cfg(), tmp_path, methods=[NeedsSafety()], progress=False)
+
+
+def test_full_finetune_saves_a_loadable_model(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    tok = tiny_tokenizer()
+    model = tiny_model()
+    res = train(model, tok, RECORDS, _cfg(max_steps=3, lr=1e-3), tmp_path, progress=False)
+    assert res.weights_dir.name == "model"
+    again = AutoModelForCausalLM.from_pretrained(res.weights_dir)
+    w = load_file(str(res.weights_dir / "model.safetensors"))
+    assert w  # real weights on disk
+    ids = torch.tensor([[2, 5, 6]])
+    assert torch.allclose(model(input_ids=ids).logits, again(input_ids=ids).logits, atol=1e-5)
