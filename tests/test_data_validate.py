@@ -137,7 +137,11 @@ def test_csv_missing_column_in_header(tmp_path):
 def test_csv_short_row_and_long_row(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("response,prompt\nr1,p1\nr2,p2\nr3\nr4,p4,extra\n")
-    assert problems_of(path) == [f"{path} row 4: 3 fields but the header has 2 columns"]
+    # every bad row is reported in one pass, in file order
+    assert problems_of(path) == [
+        f'{path} row 3: missing column "prompt" (or \'question\', \'query\', \'instruction\', \'input\')',
+        f"{path} row 4: 3 fields but the header has 2 columns",
+    ]
     path.write_text("response,prompt\nr1,p1\nr2,p2\nr3\n")
     assert problems_of(path) == [
         f'{path} row 3: missing column "prompt" (or \'question\', \'query\', \'instruction\', \'input\')']

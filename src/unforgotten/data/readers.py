@@ -103,17 +103,28 @@ def try_load_records(
     """Like ``load_records`` without ``limit``, but returns ``(records, problems)``, never raising
     for bad data. Records are only meaningful when ``problems`` is empty."""
     table = read_source(source, format=format, split=split)
-    if table.problems:
-        return [], table.problems
     if not table.rows:
-        return [], [f"{table.origin}: dataset is empty"]
+        # unreadable file, unknown format, or nothing parsed: nothing more to check
+        return [], table.problems or [f"{table.origin}: dataset is empty"]
+    # Rows that did parse are still checked, so one pass lists every problem in the file.
     records, problems = apply_spec(table, spec)
-    if problems:
-        return [], problems
-    problems = validate_records(records, origin=table.origin, require_response=require_response)
+    problems = table.problems + problems
+    if records or not problems:  # no records because of a header problem: "empty" would mislead
+        problems += validate_records(records, origin=table.origin, require_response=require_response)
     for r in records:
         r.pop(WHERE_KEY, None)
+    if problems:
+        problems.sort(key=_position)
+        return [], problems
     return records, problems
+
+
+def _position(problem: str) -> tuple[int, str]:
+    """Sort problems by the line/row they name (file-level problems first)."""
+    import re
+
+    m = re.search(r"\b(?:line|row) (\d+)", problem)
+    return (int(m.group(1)) if m else 0, problem)
 
 
 def read_source(source: str | os.PathLike[str], *, format: str | None = None, split: str = "train") -> RawTable:
