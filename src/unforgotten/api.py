@@ -65,7 +65,10 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
     model, tok = load_model(cfg.model.source, dtype=_dtype(cfg.model.dtype))
     model = apply_lora(model, a.lora)
     work = cache_dir() / "aligned" / f"{key}.train"
-    train(model, tok, records, a.train, work, resume=True, progress=progress)
+    from .train import checkpoint
+
+    # an interrupted alignment picks up where it stopped
+    train(model, tok, records, a.train, work, resume=checkpoint.latest(work) is not None, progress=progress)
     merged = model.merge_and_unload()
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
@@ -145,12 +148,12 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
 def load_for_eval(source: str, adapter: str | Path | None = None, dtype: str = "float32"):
     from .models import load_model
 
+    if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
+        raise UserInputError(f"{adapter} is not a peft adapter directory (no adapter_config.json)")
     model, tok = load_model(source, dtype=_dtype(dtype))
     if adapter is not None:
         from peft import PeftModel
 
-        if not (Path(adapter) / "adapter_config.json").is_file():
-            raise UserInputError(f"{adapter} is not a peft adapter directory (no adapter_config.json)")
         model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()
     return model, tok

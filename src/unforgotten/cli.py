@@ -167,6 +167,10 @@ def list_methods():
 
 
 def main() -> None:
+    import warnings
+
+    # peft/accelerate call a transformers API that transformers 5 deprecated; not the user's concern
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     app()
 
 
