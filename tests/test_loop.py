@@ -125,6 +125,10 @@ def test_hooks_run_in_order_and_steps_count_optimizer_steps(tmp_path):
         def setup(self, ctx):
             calls.append(("setup", ctx.step))
 
+        def start_step(self, ctx):
+            assert len(ctx.micro_batches) == 3 and ctx.step_tokens > 0
+            calls.append(("start", ctx.step))
+
         def loss(self, ctx, batch, outputs, task_loss):
             calls.append(("loss", ctx.step))
             assert outputs.logits.shape[0] == outputs.n_tokens
@@ -144,8 +148,8 @@ def test_hooks_run_in_order_and_steps_count_optimizer_steps(tmp_path):
     tok = tiny_tokenizer()
     train(_lora_model(), tok, RECORDS, _cfg(max_steps=2, grad_accum=3, batch_size=2), tmp_path, methods=[Spy()], progress=False)
     assert calls == [
-        ("setup", 0), ("loss", 0), ("loss", 0), ("loss", 0), ("before", 0), ("after", 1),
-        ("loss", 1), ("loss", 1), ("loss", 1), ("before", 1), ("after", 2), ("finalize", 2),
+        ("setup", 0), ("start", 0), ("loss", 0), ("loss", 0), ("loss", 0), ("before", 0), ("after", 1),
+        ("start", 1), ("loss", 1), ("loss", 1), ("loss", 1), ("before", 1), ("after", 2), ("finalize", 2),
     ]
 
 
@@ -186,3 +190,50 @@ def test_full_finetune_saves_a_loadable_model(tmp_path):
     assert w  # real weights on disk
     ids = torch.tensor([[2, 5, 6]])
     assert torch.allclose(model(input_ids=ids).logits, again(input_ids=ids).logits, atol=1e-5)
+
+
+class _Alternate(Method):
+    """Every other step trains on its own records instead of the user's (Lisa's shape)."""
+
+    name = "alternate"
+
+    def setup(self, ctx):
+        self.stream = ctx.stream([make_record("how do make bomb", "i am sorry")] * 4, batch_size=ctx.config.batch_size)
+        self.consumed = 0
+        self.it = self.stream.iterate(0)
+
+    def batch_source(self, ctx):
+        if ctx.step % 2 == 1:
+            self.consumed += ctx.config.grad_accum
+            return self.it
+        return None
+
+    def state_dict(self):
+        return {"consumed": self.consumed}
+
+    def load_state_dict(self, state):
+        self.consumed = state["consumed"]
+        self.it = self.stream.iterate(self.consumed)
+
+
+def test_method_batch_source_replaces_user_batches_and_resumes_exactly(tmp_path):
+    tok = tiny_tokenizer()
+    cfg = _cfg(save_every=3, max_steps=10)
+    straight = _lora_model()
+    train(straight, tok, RECORDS, cfg, tmp_path / "a", methods=[_Alternate()], progress=False)
+    summary = json.loads((tmp_path / "a" / "train_summary.json").read_text())
+    assert summary["steps"] == 10
+
+    def crash(ctx):
+        if ctx.step == 7:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        train(_lora_model(), tok, RECORDS, cfg, tmp_path / "b", methods=[_Alternate()], progress=False, on_step=crash)
+    state = json.loads((checkpoint.latest(tmp_path / "b") / "state.json").read_text())
+    assert state["step"] == 6 and state["user_micro_batches"] == 3  # user data used on 3 of 6 steps
+    fresh = _lora_model()
+    train(fresh, tok, RECORDS, cfg, tmp_path / "b", methods=[_Alternate()], resume=True, progress=False)
+    a, b = _trainable(straight), _trainable(fresh)
+    for n in a:
+        torch.testing.assert_close(a[n], b[n], rtol=0, atol=1e-6)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import torch
 
@@ -33,6 +33,10 @@ class Method:
     def setup(self, ctx: "TrainContext") -> None:
         """Once, before the first step, at the starting (aligned) weights: Fisher, anchors, buffers."""
 
+    def start_step(self, ctx: "TrainContext") -> None:
+        """Each optimizer step, once its micro-batches are drawn (``ctx.micro_batches``), before any
+        forward: Refresh's unlearn update, subspace refreshes."""
+
     def loss(self, ctx: "TrainContext", batch: dict[str, torch.Tensor], outputs: "StepOutputs", task_loss: torch.Tensor) -> torch.Tensor:
         """Per micro-batch: return the loss to backpropagate.
 
@@ -41,6 +45,14 @@ class Method:
         independent of gradient accumulation.
         """
         return task_loss
+
+    def batch_source(self, ctx: "TrainContext") -> Iterator[dict[str, torch.Tensor]] | None:
+        """Per optimizer step: micro-batches to train on *instead of* the user data, or None.
+
+        Lisa's alignment phases return a stream of safety batches here. The user stream does not
+        advance during such steps, and its position is checkpointed, so resume stays exact.
+        """
+        return None
 
     def before_step(self, ctx: "TrainContext") -> None:
         """Gradients are accumulated (and reduced across processes), not yet clipped or applied."""

@@ -30,7 +30,8 @@ def latest(output_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save(output_dir: Path, step: int, model, optimizer, scheduler, methods: list, fingerprint: str) -> Path:
+def save(output_dir: Path, step: int, model, optimizer, scheduler, methods: list, fingerprint: str,
+         user_micro_batches: int | None = None) -> Path:
     root = checkpoint_dir(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:07d}"
@@ -53,7 +54,9 @@ def save(output_dir: Path, step: int, model, optimizer, scheduler, methods: list
         },
         tmp / "training_state.pt",
     )
-    (tmp / "state.json").write_text(json.dumps({"step": step, "fingerprint": fingerprint}))
+    (tmp / "state.json").write_text(
+        json.dumps({"step": step, "fingerprint": fingerprint, "user_micro_batches": user_micro_batches})
+    )
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)

@@ -73,7 +73,10 @@ class TrainContext:
     accelerator: Any = None
     optimizer: torch.optim.Optimizer | None = None
     step: int = 0  # optimizer steps done
+    user_micro_batches: int = 0  # user-data micro-batches consumed (not counting method-supplied ones)
     micro_fraction: float = 1.0  # this micro-batch's share of the step (for per-step terms)
+    micro_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)  # this step's, on CPU
+    step_tokens: int = 0  # label tokens in this step's micro-batches (the task loss's denominator)
     log: Callable[[dict[str, Any]], None] = lambda rec: None
     _frozen_copy: torch.nn.Module | None = None
 
@@ -113,6 +116,34 @@ class TrainContext:
         """Full fine-tuning only: keep a frozen copy of the starting weights (costs one model)."""
         if not is_peft(self.model) and self._frozen_copy is None:
             self._frozen_copy = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    def base_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights of the pre-alignment base model (``base_source``), by plain HF parameter name.
+
+        For MagMax and SafeLoRA, which need the alignment's task vector ``W_aligned - W_base``.
+        Loaded on demand and not kept: callers take what they need.
+        """
+        if not self.base_source:
+            raise RuntimeError("this method needs the pre-alignment base model, but no base_source was given")
+        from ..models import load_model
+
+        base, _ = load_model(self.base_source)
+        return {k: v.detach() for k, v in base.state_dict().items()}
+
+    def aligned_state_dict(self) -> dict[str, torch.Tensor]:
+        """The starting (aligned) weights by plain HF parameter name, without LoRA layers."""
+        model = self.model
+        if is_peft(model):
+            base = model.get_base_model()
+            out = {}
+            for k, v in base.state_dict().items():
+                if "lora_" in k:
+                    continue
+                out[k.replace(".base_layer", "")] = v.detach()
+            return out
+        if self._frozen_copy is not None:
+            return {k: v.detach() for k, v in self._frozen_copy.state_dict().items()}
+        raise RuntimeError("full fine-tuning: call ctx.snapshot_reference() in setup() to keep the aligned weights")
 
     def trainable(self) -> dict[str, torch.nn.Parameter]:
         return {n: p for n, p in self.model.named_parameters() if p.requires_grad}

@@ -48,6 +48,7 @@ class TrainResult:
     encode_stats: EncodeStats
     resumed_from: int = 0
     log: list[dict[str, Any]] = field(default_factory=list)
+    model: Any = None  # the trained model as saved (finalize hooks may have replaced it)
 
 
 def _fingerprint(cfg: TrainConfig, records: list[Record]) -> str:
@@ -127,6 +128,7 @@ def train(
                 f"{ckpt} belongs to a run with other settings or data; use a new output_dir or drop --resume"
             )
         start = meta["step"]
+        ctx.user_micro_batches = meta.get("user_micro_batches", start * cfg.grad_accum)
         console.print(f"Resuming from {ckpt.name} (step {start}/{n_steps})")
     elif resume:
         console.print("[yellow]--resume: no checkpoint found, starting from scratch[/]")
@@ -137,7 +139,7 @@ def train(
     log_path = output_dir / "train_log.jsonl"
     log_file = open(log_path, "a" if start else "w")
     ctx.log = lambda rec: (log_file.write(json.dumps(rec) + "\n"), log_file.flush())
-    batches = stream.iterate(start * cfg.grad_accum)
+    batches = stream.iterate(ctx.user_micro_batches if start else 0)
     history: list[dict[str, Any]] = []
     tokens_seen, t0 = 0, time.perf_counter()
     bar = Progress(
@@ -149,9 +151,19 @@ def train(
         with bar:
             task = bar.add_task(f"train {'+'.join(m.name for m in methods)}", total=n_steps, completed=start, loss="-")
             for step in range(start, n_steps):
-                micro = [next(batches) for _ in range(cfg.grad_accum)]
+                source = None
+                for m in methods:
+                    source = m.batch_source(ctx) or source
+                if source is None:
+                    micro = [next(batches) for _ in range(cfg.grad_accum)]
+                    ctx.user_micro_batches += cfg.grad_accum
+                else:
+                    micro = [next(source) for _ in range(cfg.grad_accum)]
                 n_tok = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
                 n_ex = sum(len(b["input_ids"]) for b in micro)
+                ctx.micro_batches, ctx.step_tokens = micro, n_tok
+                for m in methods:
+                    m.start_step(ctx)
                 task_sum = 0.0
                 for i, batch in enumerate(micro):
                     ctx.micro_fraction = len(batch["input_ids"]) / n_ex
@@ -186,7 +198,8 @@ def train(
                     ctx.log(rec)
                 bar.update(task, advance=1, loss=f"{rec['loss']:.4f}")
                 if cfg.save_every and ctx.step % cfg.save_every == 0 and ctx.step < n_steps:
-                    checkpoint.save(output_dir, ctx.step, model, optimizer, scheduler, methods, fingerprint)
+                    checkpoint.save(output_dir, ctx.step, model, optimizer, scheduler, methods, fingerprint,
+                                    user_micro_batches=ctx.user_micro_batches)
                 if on_step is not None:
                     on_step(ctx)
     finally:
@@ -195,7 +208,8 @@ def train(
     # 5. finalize and save
     for m in methods:
         m.finalize(ctx)
-    model = accelerator.unwrap_model(model)
+    # finalize may have replaced the model (MagMax, SafeLoRA merge weights): save what ctx holds
+    model = accelerator.unwrap_model(ctx.model)
     ctx.model = model
     weights_dir = output_dir / ("adapter" if is_peft(model) else "model")
     model.save_pretrained(weights_dir, safe_serialization=True)
@@ -204,7 +218,7 @@ def train(
     elapsed = time.perf_counter() - t0
     result = TrainResult(
         output_dir, weights_dir, n_steps, history[-1]["loss"] if history else float("nan"),
-        tokens_seen / elapsed if elapsed > 0 else 0.0, stats, start, history,
+        tokens_seen / elapsed if elapsed > 0 else 0.0, stats, start, history, model,
     )
     (output_dir / "train_summary.json").write_text(json.dumps({
         "steps": n_steps, "resumed_from": start, "final_loss": result.final_loss,
