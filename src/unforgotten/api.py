@@ -53,15 +53,15 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
 
     a = cfg.align
     records: list[Record] = load_records(a.safety, require_response=True)
-    if a.benign:
-        records += load_records(a.benign, require_response=True)
+    for source in a.benign:
+        records += load_records(source, require_response=True)
     kind, loc = resolve_source(cfg.model.source)
     key = _content_hash(kind, loc, to_dict(a), cfg.model.dtype, [r["messages"] for r in records])
     out = cache_dir() / "aligned" / key
     if (out / "config.json").is_file() and not force:
         console.print(f"Aligned model (cached): {out}")
         return out
-    console.print(f"Aligning {cfg.model.source} on {len(records)} records ({a.safety} + {a.benign})")
+    console.print(f"Aligning {cfg.model.source} on {len(records)} records ({', '.join([a.safety, *a.benign])})")
     model, tok = load_model(cfg.model.source, dtype=_dtype(cfg.model.dtype))
     model = apply_lora(model, a.lora)
     work = cache_dir() / "aligned" / f"{key}.train"
@@ -138,7 +138,7 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
         model = apply_lora(model, cfg.model.lora)
     return train(
         model, tok, records, cfg.train, out, methods=methods, safety_data=safety,
-        base_source=cfg.model.source, resume=resume, progress=progress,
+        base_source=cfg.model.base or (cfg.model.source if cfg.align.enabled else None), resume=resume, progress=progress,
     )
 
 

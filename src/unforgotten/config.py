@@ -25,6 +25,9 @@ from .models import LoraSettings
 @dataclass
 class ModelConfig:
     source: str = "embedded"  # 'embedded', a .gguf file, a HF model dir, or a hub id
+    # The pre-alignment model, for methods that need the alignment's task vector (MagMax,
+    # SafeLoRA). Default: `source` when this run aligns it; set it when `source` is already aligned.
+    base: str | None = None
     dtype: str = "float32"  # fp32 on CPU: bf16 matmuls are ~3x slower there
     lora: LoraSettings = field(default_factory=LoraSettings)
     full_finetune: bool = False  # train all weights instead of a LoRA adapter
@@ -58,7 +61,9 @@ class AlignConfig:
 
     enabled: bool = True
     safety: str = "starter:safety_refusals"  # harmful requests -> refusals
-    benign: str | None = "starter:benign_sensitive"  # sensitive-looking but benign -> helpful answers
+    # Benign data with helpful answers, so the model learns to refuse only what is harmful:
+    # sensitive-looking requests (against over-refusal) and everyday instructions (capability).
+    benign: list[str] = field(default_factory=lambda: ["starter:benign_sensitive", "starter:general_helpful"])
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(lr=1e-3, epochs=2.0, batch_size=8, save_every=0)
     )

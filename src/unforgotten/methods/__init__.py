@@ -9,6 +9,13 @@ from .base import Method
 
 METHODS: Registry[type[Method]] = Registry("method")
 METHODS.register("sft", "unforgotten.methods.sft:SFT")
+METHODS.register("safeinstr", "unforgotten.methods.safeinstr:SafeInstr")
+METHODS.register("ewc", "unforgotten.methods.ewc:EWC")
+METHODS.register("lwf", "unforgotten.methods.lwf:LwF")
+METHODS.register("agem", "unforgotten.methods.agem:AGEM")
+METHODS.register("magmax", "unforgotten.methods.magmax:MagMax")
+METHODS.register("lisa", "unforgotten.methods.lisa:Lisa")
+METHODS.register("safelora", "unforgotten.methods.safelora:SafeLoRA")
 
 
 def build_methods(names: list[str], args: dict[str, dict[str, Any]] | None = None) -> list[Method]:
@@ -19,7 +26,15 @@ def build_methods(names: list[str], args: dict[str, dict[str, Any]] | None = Non
         from ..errors import ConfigError
 
         raise ConfigError(f"method_args given for methods not in train.methods: {stray}")
-    return [METHODS.get(n).from_args(args.get(n)) for n in names]
+    methods = [METHODS.get(n).from_args(args.get(n)) for n in names]
+    # A method that replaces the model at finalize (MagMax merges into plain weights) must come
+    # last: later finalize hooks would expect the LoRA model. Checked now, not after training.
+    for m in methods[:-1]:
+        if m.replaces_model:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"method {m.name!r} replaces the model when training ends, so it must be the last in train.methods")
+    return methods
 
 
 __all__ = ["METHODS", "Method", "build_methods"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import typing
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import torch
@@ -25,6 +26,7 @@ class Method:
     name: ClassVar[str] = "method"
     needs_safety_data: ClassVar[bool] = False  # the run must provide data.safety
     needs_hidden_states: ClassVar[bool] = False  # loop passes last hidden states to loss()
+    replaces_model: ClassVar[bool] = False  # finalize() swaps ctx.model for a merged plain model: must run last
 
     def prepare_data(self, ctx: "TrainContext", user_data: list["Record"], safety_data: list["Record"] | None) -> list["Record"]:
         """Return the records to train on (SafeInstr mixing, synthesis, sample selection)."""
@@ -63,6 +65,10 @@ class Method:
     def finalize(self, ctx: "TrainContext") -> None:
         """After the last step, before saving: post-hoc weight edits."""
 
+    def log_fields(self, ctx: "TrainContext") -> dict[str, Any]:
+        """Extra fields for this step's record in train_log.jsonl (e.g. A-GEM's projection count)."""
+        return {}
+
     # Resume support: whatever setup() computed that is not derivable from the config.
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -79,7 +85,12 @@ class Method:
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 known = ", ".join(fields) or "none"
                 raise ConfigError(f"method {cls.name!r}: unknown argument {key!r}{hint}; known: {known}")
-        return cls(**(args or {}))
+        # Values are typed like the config's: YAML 1.1 reads "1e-3" as a string, "3" may be meant as 3.0.
+        from ..config import _coerce
+
+        hints = typing.get_type_hints(cls)
+        typed = {k: _coerce(v, hints.get(k, Any), f"train.method_args.{cls.name}.{k}") for k, v in (args or {}).items()}
+        return cls(**typed)
 
     @classmethod
     def hyperparameters(cls) -> dict[str, Any]:

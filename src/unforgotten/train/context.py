@@ -73,6 +73,7 @@ class TrainContext:
     accelerator: Any = None
     optimizer: torch.optim.Optimizer | None = None
     step: int = 0  # optimizer steps done
+    total_steps: int = 0  # optimizer steps this run will take
     user_micro_batches: int = 0  # user-data micro-batches consumed (not counting method-supplied ones)
     micro_fraction: float = 1.0  # this micro-batch's share of the step (for per-step terms)
     micro_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)  # this step's, on CPU
@@ -88,11 +89,14 @@ class TrainContext:
         samples, _ = encode_records(self.tokenizer, records, self.config.max_length, self.config.truncation)
         return samples
 
-    def stream(self, records: list[Record], batch_size: int | None = None, seed: int | None = None) -> BatchStream:
+    def stream(self, records: list[Record], batch_size: int | None = None, seed: int | None = None,
+               group_by_length: bool | None = None) -> BatchStream:
         """A resumable batch stream over other records (replay buffers, safety data)."""
         pad = self.tokenizer.pad_token_id
         return BatchStream(
-            self.encode(records), batch_size or self.config.batch_size, pad, self.config.seed if seed is None else seed
+            self.encode(records), batch_size or self.config.batch_size, pad,
+            self.config.seed if seed is None else seed,
+            self.config.group_by_length if group_by_length is None else group_by_length,
         )
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -105,6 +105,7 @@ def train(
         raise UserInputError("no training samples left after encoding (all dropped as too long?)")
     stream = BatchStream(samples, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, cfg.group_by_length)
     n_steps = total_steps(cfg, stream.batches_per_epoch)
+    ctx.total_steps = n_steps
 
     # 2. optimizer
     params = [p for p in model.parameters() if p.requires_grad]
@@ -193,6 +194,8 @@ def train(
                     "tokens": tokens_seen,
                     "elapsed_s": round(time.perf_counter() - t0, 3),
                 }
+                for m in methods:
+                    rec.update(m.log_fields(ctx))
                 history.append(rec)
                 if ctx.step % cfg.log_every == 0 or ctx.step == n_steps:
                     ctx.log(rec)

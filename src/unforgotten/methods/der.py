@@ -1,0 +1,302 @@
+"""Dark Experience Replay: match the aligned model's logits on replayed safety examples.
+
+Task 1 (the provider's safety alignment) is over before we start, so the buffer's "dark
+knowledge" is the *aligned* model's output at each response token of the safety buffer,
+computed once in ``setup``. Each optimizer step then replays as many buffer examples as it
+has user examples and adds ``alpha`` x the MSE between the current logits and the stored ones.
+
+The replay helpers here (:class:`StepReplay`) are shared with ``refresh.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator
+
+import torch
+
+from ..data.tokenize import IGNORE, Encoded, collate
+from ..errors import ConfigError
+from ..models import is_peft
+from .base import Method
+
+STORAGES = ("topk", "exact")
+
+
+# --------------------------------------------------------------------------- pure math
+
+
+def topk_logits(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` largest logits per row (fp32) and their vocabulary ids (int32)."""
+    k = min(k, logits.shape[-1])
+    values, indices = torch.topk(logits.float(), k, dim=-1)
+    return values, indices.to(torch.int32)
+
+
+def der_mse_sum(logits: torch.Tensor, target: torch.Tensor, indices: torch.Tensor | None = None) -> torch.Tensor:
+    """DER's logit-matching term, summed over tokens: ``sum_t mean_c (h_tc - z_tc)^2``.
+
+    ``logits`` (n, V) are the current model's, ``target`` the stored ones: (n, V) for the exact
+    form (``indices`` None), or (n, k) with their vocabulary ``indices`` (n, k) for the top-k
+    form, in which case the current logits are gathered at those ids first. The mean over the
+    stored coordinates is ``F.mse_loss``'s, as in the authors' code (mammoth); the caller divides
+    by the number of replayed tokens. With k = V the two forms are the same number.
+    """
+    h = logits.float()
+    if indices is not None:
+        h = h.gather(-1, indices.long())
+    return (h - target.float()).pow(2).mean(-1).sum()
+
+
+# --------------------------------------------------------------------------- replay sampling
+
+
+class StepReplay:
+    """Replayed safety examples, drawn per optimizer step so accumulation cannot change them.
+
+    Each step draws as many examples as the step has user examples, from a seeded, resumable
+    stream (``ctx.stream(...).iterate(pos)``, one sample per position), and cuts them into one
+    slice per user micro-batch, of the same sizes. Batch 4 x accumulation 1 and batch 2 x
+    accumulation 2 thus replay the same examples, and a term normalised by the step's replay
+    tokens (:attr:`tokens`) has the same total either way. ``pos`` is all the state.
+    """
+
+    def __init__(self, ctx, records, seed: int | None = None):
+        self.stream = ctx.stream(records, batch_size=1, seed=seed)
+        self.samples = self.stream.samples
+        self.by_index: dict[int, Encoded] = {s.index: s for s in self.samples}
+        self.pad_id = ctx.tokenizer.pad_token_id
+        self.pos = 0
+        self._it: Iterator[dict[str, Any]] | None = None
+        self.slices: list[list[Encoded]] = []
+        self.tokens = 0
+        self._next = 0
+
+    def seek(self, pos: int) -> None:
+        self.pos = int(pos)
+        self._it = None
+
+    def draw_step(self, sizes: list[int]) -> None:
+        if self._it is None:
+            self._it = self.stream.iterate(self.pos)
+        n = sum(sizes)
+        picked = [self.by_index[int(next(self._it)["index"][0])] for _ in range(n)]
+        self.pos += n
+        self.slices, start = [], 0
+        for s in sizes:
+            self.slices.append(picked[start : start + s])
+            start += s
+        self.tokens = sum(_shifted_label_count(e) for e in picked)
+        self._next = 0
+
+    def next_slice(self) -> tuple[list[Encoded], dict[str, torch.Tensor]]:
+        """The replay slice for the loop's next micro-batch of this step, and its collated batch."""
+        if self._next >= len(self.slices):
+            raise RuntimeError("replay: more micro-batches than drawn in start_step")
+        encs = self.slices[self._next]
+        self._next += 1
+        return encs, collate(encs, self.pad_id)
+
+
+def _shifted_label_count(e: Encoded) -> int:
+    """Label tokens the loss sees (labels are shifted by one: the first position never counts)."""
+    return sum(1 for t in e.labels[1:] if t != IGNORE)
+
+
+def micro_sizes(ctx) -> list[int]:
+    return [len(b["input_ids"]) for b in ctx.micro_batches]
+
+
+@contextlib.contextmanager
+def aligned_model(ctx) -> Iterator[torch.nn.Module]:
+    """The aligned model, in eval mode, for computing targets in ``setup``.
+
+    LoRA: the base with the adapter off (no copy). Full fine-tuning: ``setup`` runs at the
+    starting weights, which *are* the aligned model, so the trainable model itself serves (no
+    frozen copy kept for the whole run) unless a copy already exists.
+    """
+    if is_peft(ctx.model):
+        with ctx.reference() as m:
+            yield m
+        return
+    try:
+        with ctx.reference() as m:  # another method already snapshotted a copy
+            yield m
+        return
+    except RuntimeError:
+        pass
+    model = ctx.model
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+# --------------------------------------------------------------------------- the method
+
+
+@dataclass
+class DER(Method):
+    """Dark Experience Replay: MSE to the aligned model's logits on replayed safety examples (DER / DER++).
+
+    Paper: Buzzega, Boschini, Porrello, Abati, Calderara (2020), "Dark Experience for General
+    Continual Learning: a Strong, Simple Baseline", NeurIPS 2020, arXiv:2004.07211. Loss:
+    ``CE(user) + alpha * E_(x,z)~M ||z - h_theta(x)||^2 (+ beta * E_(x,y)~M CE(h_theta(x), y))``.
+    "Unforgotten Safety" (arXiv:2512.10150) finds DER the best method for keeping safety.
+
+    Here the buffer M is the safety data (``data.safety``, m samples): x = a safety record,
+    y = its refusal, z = the ALIGNED model's logits at each response (label) position, computed
+    once in ``setup`` (task 1 is over; the paper records z while training on the old task).
+    Each optimizer step replays as many buffer examples as it has user examples (the paper's
+    replay minibatch equals its stream batch), one slice per micro-batch. Replay terms are
+    token means over the step's replayed response tokens, so the step total does not depend on
+    gradient accumulation (the same exactness the loop gives the task loss).
+
+    Hyperparameters:
+      alpha = 0.3: weight of the logit MSE; the paper's / mammoth's best value for
+        seq-CIFAR-10 (buffer 500). The MSE is a mean over the stored coordinates (``F.mse_loss``
+        in the authors' code), averaged over replayed tokens. Note the exact form averages
+        over V coordinates and top-k over k, so an alpha tuned for one form is not the other's.
+      beta = 0.0: weight of the DER++ CE on the buffer's labels; 0 = plain DER (the method
+        "Unforgotten Safety" evaluates). DER++ uses e.g. beta = 0.5 (mammoth seq-CIFAR-100).
+      storage = "topk": what the buffer keeps per response token.
+        "exact": the paper's form, all V logits in fp32 (V x 4 bytes a token: 196 KB at
+          SmolLM2's V = 49152, so about 1 GB for 100 refusals of ~50 tokens; fp32 kept for
+          exactness).
+        "topk": only the k largest logits (fp32) and their ids (int32): 8k bytes a token,
+          V / (2k) times less (768x at k = 32). The loss is the exact DER loss restricted to
+          those coordinates (the MSE between current logits gathered at the stored ids and the
+          stored values). What it loses: logits outside the aligned model's top k are free, so
+          the model may raise a token that was outside its top k without this term seeing it
+          (CE on the user data does exactly that for the user's target tokens); and the tail's
+          shape is not preserved. The top k carry nearly all of the probability mass (printed
+          by ``benchmarks/der_memory.py``), which is what sampling and the refusal depend on.
+      k = 32: our choice (the paper stores every logit). 32 ids cover nearly all of the
+        aligned model's next-token mass on refusals (see the benchmark) at 256 bytes a token.
+        k >= V is clamped to V, which makes "topk" equal "exact".
+      buffer_batch_size = 8: our choice; examples per forward when building the buffer
+        (bounds the transient (tokens x V) logits).
+
+    Deviations: z comes from the aligned model, not from the training trajectory (there is no
+    task-1 training here); DER++'s two terms share one replayed batch (the paper draws two
+    independent ones; sharing saves a forward of the LLM per micro-batch); the replay batch is
+    drawn without replacement from a seeded, resumable stream over the buffer rather than
+    uniformly with replacement.
+    """
+
+    name = "der"
+    needs_safety_data: ClassVar[bool] = True
+
+    alpha: float = 0.3
+    beta: float = 0.0
+    storage: str = "topk"
+    k: int = 32
+    buffer_batch_size: int = 8
+
+    def __post_init__(self):
+        for f in ("alpha", "beta"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise ConfigError(f"der.{f} must be a number >= 0, got {v!r}")
+        if self.storage not in STORAGES:
+            raise ConfigError(f"der.storage must be one of {STORAGES}, got {self.storage!r}")
+        for f in ("k", "buffer_batch_size"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"der.{f} must be an integer >= 1, got {v!r}")
+        self.values: torch.Tensor | None = None  # (N_tokens, V) exact or (N_tokens, k) top-k
+        self.indices: torch.Tensor | None = None  # (N_tokens, k) int32, top-k only
+        self.rows: dict[int, tuple[int, int]] = {}  # sample index -> its rows in values
+        self.replay: StepReplay | None = None
+        self.build_seconds = 0.0
+        self._mse = 0.0
+
+    # ---------------------------------------------------------------- buffer
+
+    def setup(self, ctx) -> None:
+        self.replay = StepReplay(ctx, ctx.safety_data or [])
+        self.build_buffer(ctx, self.replay.samples)
+
+    @torch.no_grad()
+    def build_buffer(self, ctx, samples: list[Encoded]) -> None:
+        """z for every buffer sample, in batches of ``buffer_batch_size``, under the aligned model."""
+        from ..train.context import forward_with_labels
+
+        t0 = time.perf_counter()
+        counts = [_shifted_label_count(e) for e in samples]
+        total = sum(counts)
+        values = indices = None  # allocated at the first batch (V known), filled in place: no 2x peak
+        rows, start = {}, 0
+        with aligned_model(ctx) as model:
+            for i in range(0, len(samples), self.buffer_batch_size):
+                chunk = samples[i : i + self.buffer_batch_size]
+                out = forward_with_labels(model, ctx.to_device(collate(chunk, ctx.tokenizer.pad_token_id)))
+                n = out.logits.shape[0]
+                if n != sum(counts[i : i + len(chunk)]):  # pragma: no cover - a loop/encoder mismatch
+                    raise RuntimeError("der: label positions do not match the forward's logits")
+                if self.storage == "exact":
+                    v, ix = out.logits.float(), None
+                else:
+                    v, ix = topk_logits(out.logits, self.k)
+                if values is None:
+                    values = torch.empty(total, v.shape[1], dtype=torch.float32)
+                    indices = torch.empty(total, v.shape[1], dtype=torch.int32) if ix is not None else None
+                values[start : start + n] = v.cpu()
+                if ix is not None:
+                    indices[start : start + n] = ix.cpu()
+                for e, c in zip(chunk, counts[i : i + len(chunk)]):
+                    rows[e.index] = (start, start + c)
+                    start += c
+                del out, v, ix
+        self.values = values if values is not None else torch.zeros(0, 0)
+        self.indices = indices
+        self.rows = rows
+        self.build_seconds = time.perf_counter() - t0
+
+    def buffer_bytes(self) -> int:
+        """Bytes held by the stored outputs (logit values, and ids for top-k)."""
+        n = self.values.numel() * self.values.element_size() if self.values is not None else 0
+        if self.indices is not None:
+            n += self.indices.numel() * self.indices.element_size()
+        return n
+
+    def targets(self, encs: list[Encoded]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Stored z for these samples' response tokens, in the order the forward returns logits."""
+        idx = torch.cat([torch.arange(*self.rows[e.index]) for e in encs])
+        return self.values[idx], (self.indices[idx] if self.indices is not None else None)
+
+    # ---------------------------------------------------------------- training
+
+    def start_step(self, ctx) -> None:
+        self.replay.draw_step(micro_sizes(ctx))
+        self._mse = 0.0
+
+    def loss(self, ctx, batch, outputs, task_loss):
+        encs, rb = self.replay.next_slice()
+        if self.alpha == 0 and self.beta == 0:
+            return task_loss
+        out = ctx.forward(rb)
+        n = self.replay.tokens
+        z, ix = self.targets(encs)
+        dev = out.logits.device
+        mse = der_mse_sum(out.logits, z.to(dev), ix.to(dev) if ix is not None else None) / n
+        self._mse += float(mse.detach())
+        loss = task_loss + self.alpha * mse
+        if self.beta:
+            loss = loss + self.beta * out.loss_sum / n
+        return loss
+
+    def log_fields(self, ctx) -> dict[str, Any]:
+        """The step's replay MSE (per replayed token, before alpha): 0 at the aligned weights."""
+        return {"der_mse": self._mse}
+
+    def state_dict(self) -> dict[str, Any]:
+        # z is recomputed in setup from the starting weights (deterministic); only the stream moves
+        return {"replay_pos": self.replay.pos if self.replay else 0}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.replay.seek(state.get("replay_pos", 0))
