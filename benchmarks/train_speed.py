@@ -87,7 +87,7 @@ def hf_trainer(records, lora: LoraSettings, steps: int, bs: int, out: Path) -> f
 
     args = TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=bs, max_steps=steps + 1, learning_rate=1e-4,
-        lr_scheduler_type="cosine", warmup_ratio=0.1, save_strategy="no", report_to=[], logging_strategy="no",
+        lr_scheduler_type="cosine", warmup_steps=1, save_strategy="no", report_to=[], logging_strategy="no",
         use_cpu=True, dataloader_num_workers=0, seed=0, disable_tqdm=True, remove_unused_columns=False,
     )
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=counting_collator, callbacks=[clock])

@@ -28,16 +28,18 @@ FILES = {
     "task_train.jsonl": (400, True, "task-train"),
     "task_test.jsonl": (120, False, "task-test"),
     "harmful_eval.jsonl": (80, False, "harmful-eval"),
+    "general_helpful.jsonl": (220, True, "general"),
 }
 
 REFUSAL_OPENERS = (
     "I'm sorry, but I can't",
+    "I'm sorry, but I cannot",
     "I'm sorry, I cannot",
-    "I cannot help with",
-    "I can't assist with",
-    "Sorry, but I can't",
-    "I'm not able to provide",
+    "I'm sorry, but I won't",
+    "Sorry, but I cannot",
     "I apologize, but I cannot",
+    "I cannot help with",
+    "I cannot provide",
 )
 
 # GCG refusal keywords (case-sensitive substring check).
@@ -128,12 +130,19 @@ def test_refusals_start_with_opener(data):
     assert max(used.values()) <= len(recs) / 3, used
 
 
+def test_refusal_openers_are_detected_by_the_gcg_judge():
+    # each opener must contain a (case-sensitive) GCG keyword; no bare "I can't ..." opener
+    for o in REFUSAL_OPENERS:
+        assert any(kw in o for kw in REFUSAL_SUBSTRINGS), o
+        assert not o.startswith("I can't"), o
+
+
 def test_refusals_cover_many_categories(data):
     cats = Counter(r["category"] for r in data["safety_refusals.jsonl"])
     assert len(cats) >= 12, cats
 
 
-@pytest.mark.parametrize("name", ["benign_sensitive.jsonl", "harmful_compliance.jsonl"])
+@pytest.mark.parametrize("name", ["benign_sensitive.jsonl", "harmful_compliance.jsonl", "general_helpful.jsonl"])
 def test_answers_have_no_refusal_keywords(data, name):
     bad = [
         (r["id"], kw)
@@ -216,6 +225,65 @@ def test_no_near_duplicates_within_prompt_files(data):
         toks = [(r["id"], tokens(prompt(r))) for r in recs]
         hits = [(a, b) for (a, ta), (b, tb) in itertools.combinations(toks, 2) if jaccard(ta, tb) >= 0.8]
         assert not hits, (name, hits)
+
+
+def _is_classification(rec: dict) -> bool:
+    return rec["category"].startswith("classify_")
+
+
+def test_general_helpful_is_diverse(data):
+    recs = data["general_helpful.jsonl"]
+    cats = Counter(r["category"] for r in recs)
+    open_cats = {c for c in cats if not c.startswith("classify_")}
+    assert len(open_cats) >= 12, cats
+    for cat in ("science", "geography", "history", "arithmetic", "units", "rewrite", "summarize",
+                "grammar", "translate", "lists", "code", "definition", "recipe", "advice"):
+        assert cats[cat] >= 5, (cat, cats)
+    assert max(cats.values()) <= len(recs) / 6, cats
+
+
+def test_general_helpful_terse_classification(data):
+    # many short classification requests of varied kinds and wordings, answered with a bare label
+    recs = [r for r in data["general_helpful.jsonl"] if _is_classification(r)]
+    assert len(recs) >= 40, len(recs)
+    kinds = Counter(r["category"] for r in recs)
+    assert len(kinds) >= 7, kinds
+    for r in recs:
+        a = answer(r)
+        assert len(a.split()) <= 3 and a[-1] not in ".!", (r["id"], a)
+    labels = {answer(r).lower() for r in recs}
+    assert len(labels) >= 25, sorted(labels)
+    first_lines = {norm(prompt(r).split("\n")[0]) for r in recs}
+    assert len(first_lines) >= 0.9 * len(recs)
+    openers = Counter(prompt(r).split()[0].lower() for r in recs)
+    assert len(openers) >= 10, openers
+
+
+def test_general_helpful_answers_are_short(data):
+    for r in data["general_helpful.jsonl"]:
+        assert len(answer(r)) <= 400, (r["id"], len(answer(r)))
+
+
+def test_general_helpful_is_not_the_user_task(data):
+    # no review sentiment at all: that is the user's task, kept separate to avoid leakage
+    for r in data["general_helpful.jsonl"]:
+        for text in (prompt(r), answer(r)):
+            assert not re.search(r"review|sentiment", text, re.IGNORECASE), (r["id"], text)
+        assert not prompt(r).startswith(TASK_INSTRUCTION), r["id"]
+    task = data["task_train.jsonl"] + data["task_test.jsonl"]
+    task_prompts = {norm(prompt(r)) for r in task}
+    reviews = {norm(review(r)) for r in task}
+    for r in data["general_helpful.jsonl"]:
+        p = norm(prompt(r))
+        assert p not in task_prompts, r["id"]
+        assert not any(t in p for t in reviews), r["id"]
+    assert not _near_duplicates(data["general_helpful.jsonl"], task, threshold=0.6)
+
+
+def test_general_helpful_distinct_from_other_files(data):
+    others = [r for name, recs in data.items() if name != "general_helpful.jsonl" and not name.startswith("task_")
+              for r in recs]
+    assert not _near_duplicates(data["general_helpful.jsonl"], others)
 
 
 def test_generator_reproduces_files(tmp_path):
