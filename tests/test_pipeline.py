@@ -118,3 +118,22 @@ def test_resolve_source_errors_are_clear(tmp_path):
 def test_load_for_eval_rejects_a_non_adapter_dir(tmp_path):
     with pytest.raises(UserInputError, match="not a peft adapter"):
         api.load_for_eval(str(tmp_path), adapter=tmp_path)
+
+
+def test_compare_runs_each_method_on_the_same_data(setup):
+    path, tmp = setup
+    cfg = load_config(path, ["compare=[sft, sft+safeinstr]"])
+    rows = api.run(cfg, progress=False)
+    assert [label for label, _ in rows] == ["aligned", "aligned + sft (p=0.25)", "aligned + sft+safeinstr (p=0.25)"]
+    m1 = json.loads((tmp / "run/sft/finetune/data_manifest.json").read_text())
+    m2 = json.loads((tmp / "run/sft_safeinstr/finetune/data_manifest.json").read_text())
+    assert m1["poison_ids"] == m2["poison_ids"]  # same user data for every compared method
+    results = json.loads((tmp / "run/results.json").read_text())
+    assert len(results) == 3
+
+
+def test_compare_rejects_unknown_methods_before_training(setup):
+    path, _ = setup
+    cfg = load_config(path, ["compare=[sft, sftt]"])
+    with pytest.raises(UserInputError, match="Did you mean 'sft'"):
+        api.run(cfg, progress=False)

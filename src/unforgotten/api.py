@@ -176,24 +176,44 @@ def evaluate(cfg: RunConfig, *, model_source: str | None = None, adapter: str | 
 # --------------------------------------------------------------------------- run / demo
 
 
+def variants(cfg: RunConfig) -> list[RunConfig]:
+    """One config per method (or composition) to compare, each with its own output directory."""
+    import dataclasses
+
+    if not cfg.compare:
+        return [cfg]
+    out = []
+    for spec in cfg.compare:
+        methods = [m.strip() for m in spec.split("+")]
+        train = dataclasses.replace(cfg.train, methods=methods, method_args={k: v for k, v in cfg.train.method_args.items() if k in methods})
+        out.append(dataclasses.replace(cfg, train=train, output_dir=str(Path(cfg.output_dir) / spec.replace("+", "_")), compare=[]))
+    return out
+
+
 def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, progress: bool = True) -> list[tuple[str, dict[str, Any]]]:
-    """align -> evaluate aligned -> finetune -> evaluate -> report, all under ``cfg.output_dir``."""
+    """align -> evaluate aligned -> finetune (each compared method) -> evaluate -> report."""
     from .report import markdown_table
 
     root = Path(cfg.output_dir)
     root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, root / "config.yaml")
+    todo = variants(cfg)
+    for v in todo:  # fail on a bad method name or argument before hours of work, not after
+        build_methods(v.train.methods, v.train.method_args)
     rows: list[tuple[str, dict[str, Any]]] = []
     if include_base:
         rows.append(("base (unaligned)", evaluate(cfg, output_dir=root / "eval_base", progress=progress)))
     source = starting_model(cfg, progress=progress)
     if cfg.align.enabled:
         rows.append(("aligned", evaluate(cfg, model_source=source, output_dir=root / "eval_aligned", progress=progress)))
-    result = finetune(cfg, model_source=source, resume=resume, progress=progress)
-    label = f"aligned + {'+'.join(cfg.train.methods)} (p={cfg.data.poison_ratio})"
-    adapter = result.weights_dir if result.weights_dir.name == "adapter" else None
-    model_src = source if adapter else str(result.weights_dir)
-    rows.append((label, evaluate(cfg, model_source=model_src, adapter=adapter, output_dir=root / "eval_finetuned", progress=progress)))
+    for v in todo:
+        result = finetune(v, model_source=source, resume=resume, progress=progress)
+        label = f"aligned + {'+'.join(v.train.methods)} (p={v.data.poison_ratio})"
+        adapter = result.weights_dir if result.weights_dir.name == "adapter" else None
+        model_src = source if adapter else str(result.weights_dir)
+        out = Path(v.output_dir) / "eval_finetuned"
+        rows.append((label, evaluate(v, model_source=model_src, adapter=adapter, output_dir=out, progress=progress)))
+        (root / "results.json").write_text(json.dumps([{"label": lab, **s} for lab, s in rows], indent=2))
     (root / "report.md").write_text(f"# {cfg.name}\n\n" + markdown_table(rows))
     (root / "results.json").write_text(json.dumps([{"label": lab, **s} for lab, s in rows], indent=2))
     return rows

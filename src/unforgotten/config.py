@@ -106,6 +106,9 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # Methods to compare side by side on the same data, each a name or a '+'-composition
+    # ("der", "ewc+safelora"). Empty: one fine-tune with train.methods.
+    compare: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- (de)serialization
@@ -254,6 +257,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"model.dtype must be float32, bfloat16 or float16, got {cfg.model.dtype!r}")
     if not cfg.train.methods:
         raise ConfigError("train.methods must name at least one method (e.g. [sft])")
+    if any(not v.strip() or "" in v.split("+") for v in cfg.compare):
+        raise ConfigError(f"compare entries must be method names joined by '+', got {cfg.compare}")
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
