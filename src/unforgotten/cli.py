@@ -160,10 +160,16 @@ def data_check(file: Annotated[str, typer.Argument(help="A data file, or hf:NAME
 @list_app.command("methods")
 def list_methods():
     """Registered fine-tuning methods."""
+    from rich.table import Table
+
     from .methods import METHODS
 
+    table = Table(title="methods (details: docs/methods.md)")
+    for col in ("name", "summary", "safety data"):
+        table.add_column(col)
     for name in METHODS.names():
-        console.print(f"{name:12s} {METHODS.describe(name)}", highlight=False)
+        table.add_row(name, METHODS.describe(name), "needed" if METHODS.get(name).needs_safety_data else "")
+    console.print(table)
 
 
 def main() -> None:

@@ -64,7 +64,7 @@ class StepReplay:
     """
 
     def __init__(self, ctx, records, seed: int | None = None):
-        self.stream = ctx.stream(records, batch_size=1, seed=seed)
+        self.stream = ctx.stream(records, batch_size=1, seed=seed, group_by_length=False)  # a plain seeded shuffle
         self.samples = self.stream.samples
         self.by_index: dict[int, Encoded] = {s.index: s for s in self.samples}
         self.pad_id = ctx.tokenizer.pad_token_id
@@ -121,12 +121,17 @@ def aligned_model(ctx) -> Iterator[torch.nn.Module]:
         with ctx.reference() as m:
             yield m
         return
+    ref = ctx.reference()
     try:
-        with ctx.reference() as m:  # another method already snapshotted a copy
-            yield m
-        return
+        m = ref.__enter__()  # full fine-tuning: only if another method already snapshotted a copy
     except RuntimeError:
-        pass
+        ref = None
+    if ref is not None:
+        try:
+            yield m
+        finally:
+            ref.__exit__(None, None, None)
+        return
     model = ctx.model
     was_training = model.training
     model.eval()
@@ -151,10 +156,11 @@ class DER(Method):
     Here the buffer M is the safety data (``data.safety``, m samples): x = a safety record,
     y = its refusal, z = the ALIGNED model's logits at each response (label) position, computed
     once in ``setup`` (task 1 is over; the paper records z while training on the old task).
-    Each optimizer step replays as many buffer examples as it has user examples (the paper's
-    replay minibatch equals its stream batch), one slice per micro-batch. Replay terms are
-    token means over the step's replayed response tokens, so the step total does not depend on
-    gradient accumulation (the same exactness the loop gives the task loss).
+    Each optimizer step replays as many buffer examples as it has user examples (in the paper's
+    best settings the replay minibatch equals the stream batch, 32), one slice per micro-batch.
+    Replay terms are token means over the whole step's replayed response tokens (rather than
+    per-micro-batch means weighted by ``ctx.micro_fraction``), so the step total does not depend
+    on gradient accumulation at all, the same exactness the loop gives the task loss.
 
     Hyperparameters:
       alpha = 0.3: weight of the logit MSE; the paper's / mammoth's best value for
@@ -164,20 +170,22 @@ class DER(Method):
       beta = 0.0: weight of the DER++ CE on the buffer's labels; 0 = plain DER (the method
         "Unforgotten Safety" evaluates). DER++ uses e.g. beta = 0.5 (mammoth seq-CIFAR-100).
       storage = "topk": what the buffer keeps per response token.
-        "exact": the paper's form, all V logits in fp32 (V x 4 bytes a token: 196 KB at
-          SmolLM2's V = 49152, so about 1 GB for 100 refusals of ~50 tokens; fp32 kept for
-          exactness).
+        "exact": the paper's form, all V logits in fp32: V x 4 bytes a token, 192 KiB at
+          SmolLM2's V = 49152, i.e. 539 MB (5.4 MB an example) for 100 starter refusals of ~27
+          response tokens (``benchmarks/der_memory.py``); fp32 kept for exactness.
         "topk": only the k largest logits (fp32) and their ids (int32): 8k bytes a token,
-          V / (2k) times less (768x at k = 32). The loss is the exact DER loss restricted to
-          those coordinates (the MSE between current logits gathered at the stored ids and the
-          stored values). What it loses: logits outside the aligned model's top k are free, so
-          the model may raise a token that was outside its top k without this term seeing it
-          (CE on the user data does exactly that for the user's target tokens); and the tail's
-          shape is not preserved. The top k carry nearly all of the probability mass (printed
-          by ``benchmarks/der_memory.py``), which is what sampling and the refusal depend on.
-      k = 32: our choice (the paper stores every logit). 32 ids cover nearly all of the
-        aligned model's next-token mass on refusals (see the benchmark) at 256 bytes a token.
-        k >= V is clamped to V, which makes "topk" equal "exact".
+          V / (2k) times less (192x at k = 128: 27.4 KiB an example). The loss is the exact DER
+          loss restricted to those coordinates (the MSE between current logits gathered at the
+          stored ids and the stored values). What it loses: logits outside the aligned model's
+          top k are free, so the model may raise a token that was outside its top k (CE on the
+          user data does exactly that for the user's target tokens) without this term seeing
+          it, and the tail's shape is not kept.
+      k = 128: our choice (the paper stores every logit). Measured on the aligned SmolLM2-135M
+        at the starter refusals' response tokens, the top k ids hold on average 63% of the
+        next-token probability at k = 1, 88% at 8, 94% at 32, 97.6% at 128 and 99.2% at 512
+        (``benchmarks/der_memory.py --model ALIGNED_DIR``). At 128 the tail left out holds ~2%,
+        for 1 KiB a token; memory is no reason to go lower at the study's m = 100. k >= V is
+        clamped to V, which makes "topk" equal "exact".
       buffer_batch_size = 8: our choice; examples per forward when building the buffer
         (bounds the transient (tokens x V) logits).
 
@@ -194,7 +202,7 @@ class DER(Method):
     alpha: float = 0.3
     beta: float = 0.0
     storage: str = "topk"
-    k: int = 32
+    k: int = 128
     buffer_batch_size: int = 8
 
     def __post_init__(self):
