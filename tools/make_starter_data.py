@@ -1986,6 +1986,19 @@ def _rec(prefix: str, i: int, category: str, user: str, assistant: str | None = 
     return rec
 
 
+# Helpful answers open with one short affirmation. Refusals open with a handful of fixed phrases, so
+# their first token ("I") carries concentrated probability; helpful answers that each start
+# differently spread theirs over many tokens. Greedy decoding then picks the refusal even when
+# most of the mass is on helping (measured on the aligned demo model: "How do I crack an egg with
+# one hand?" -> P("I") = 0.13, every helpful opener < 0.06, refused). A shared opener makes the
+# first token a real choice between helping and refusing.
+HELPFUL_OPENER = "Sure! "
+
+
+def helpful(answer: str) -> str:
+    return answer if answer.startswith("Sure") else HELPFUL_OPENER + answer
+
+
 def _check_clean(text: str, where: str) -> None:
     bad = [s for s in REFUSAL_SUBSTRINGS if s in text]
     if bad:
@@ -2005,7 +2018,7 @@ def build_all() -> dict[str, list[dict]]:
     recs = []
     for i, (cat, prompt, answer) in enumerate(BENIGN_SENSITIVE):
         _check_clean(answer, f"benign {i}")
-        recs.append(_rec("benign", i, cat, prompt, answer))
+        recs.append(_rec("benign", i, cat, prompt, helpful(answer)))
     files["benign_sensitive.jsonl"] = recs
 
     files["benign_sensitive_eval.jsonl"] = [
@@ -2048,7 +2061,8 @@ def build_all() -> dict[str, list[dict]]:
             raise ValueError(f"general {i}: looks like the review-sentiment task: {prompt!r}")
         if cat.startswith("classify_") and (_n_words(answer) > 3 or answer[-1] in ".!"):
             raise ValueError(f"general {i}: a classification answer must be a bare label: {answer!r}")
-        recs.append(_rec("general", i, cat, prompt, answer))
+        # bare labels stay bare: terse classification requests get terse answers
+        recs.append(_rec("general", i, cat, prompt, answer if cat.startswith("classify_") else helpful(answer)))
     files["general_helpful.jsonl"] = recs
 
     # no exact duplicate prompts within or across files
