@@ -18,6 +18,9 @@ METHODS.register("refresh", "unforgotten.methods.refresh:Refresh")
 METHODS.register("magmax", "unforgotten.methods.magmax:MagMax")
 METHODS.register("lisa", "unforgotten.methods.lisa:Lisa")
 METHODS.register("safelora", "unforgotten.methods.safelora:SafeLoRA")
+METHODS.register("ogpsa", "unforgotten.methods.ogpsa:OGPSA")
+METHODS.register("gradselect", "unforgotten.methods.gradselect:GradSelect")
+METHODS.register("grsap", "unforgotten.methods.grsap:GRSAP")
 
 
 def build_methods(names: list[str], args: dict[str, dict[str, Any]] | None = None) -> list[Method]:

@@ -74,6 +74,8 @@ class TrainContext:
     optimizer: torch.optim.Optimizer | None = None
     step: int = 0  # optimizer steps done
     total_steps: int = 0  # optimizer steps this run will take
+    progress: bool = True  # show progress bars (methods' long setup work follows the loop's flag)
+    resuming: bool = False  # a checkpoint will be loaded: prepare_data may reuse what it wrote before
     user_micro_batches: int = 0  # user-data micro-batches consumed (not counting method-supplied ones)
     micro_fraction: float = 1.0  # this micro-batch's share of the step (for per-step terms)
     micro_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)  # this step's, on CPU

@@ -93,6 +93,9 @@ def train(
     set_seed(cfg.seed)
     accelerator = Accelerator()
     ctx = TrainContext(model, tokenizer, cfg, output_dir, list(records), safety_data, base_source, accelerator)
+    ctx.progress = progress
+    ckpt = checkpoint.latest(output_dir) if resume else None
+    ctx.resuming = ckpt is not None
 
     # 1. data
     data = list(records)
@@ -121,7 +124,6 @@ def train(
         m.setup(ctx)
     fingerprint = _fingerprint(cfg, data)
     start = 0
-    ckpt = checkpoint.latest(output_dir) if resume else None
     if ckpt is not None:
         meta = checkpoint.load(ckpt, model, optimizer, scheduler, methods)
         if meta["fingerprint"] != fingerprint:
