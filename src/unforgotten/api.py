@@ -56,7 +56,10 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
     for source in a.benign:
         records += load_records(source, require_response=True)
     kind, loc = resolve_source(cfg.model.source)
-    key = _content_hash(kind, loc, to_dict(a), cfg.model.dtype, [r["messages"] for r in records])
+    settings = to_dict(a)
+    for k in ("save_every", "log_every"):  # bookkeeping, not the result: keep them out of the key
+        settings["train"].pop(k)
+    key = _content_hash(kind, loc, settings, cfg.model.dtype, [r["messages"] for r in records])
     out = cache_dir() / "aligned" / key
     if (out / "config.json").is_file() and not force:
         console.print(f"Aligned model (cached): {out}")

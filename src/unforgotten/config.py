@@ -64,8 +64,11 @@ class AlignConfig:
     # Benign data with helpful answers, so the model learns to refuse only what is harmful:
     # sensitive-looking requests (against over-refusal) and everyday instructions (capability).
     benign: list[str] = field(default_factory=lambda: ["starter:benign_sensitive", "starter:general_helpful"])
+    # Tuned on the embedded model (sweep in the foundation issue's note): lr 5e-4 for one epoch
+    # gives ASR 10% / benign refusal 20% on the starter eval subsets; 1e-3 x 2 epochs refused 91%
+    # of benign prompts, lower rates over-refused too until helpful answers shared an opener.
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(lr=1e-3, epochs=2.0, batch_size=8, save_every=0)
+        default_factory=lambda: TrainConfig(lr=5e-4, epochs=1.0, batch_size=8, save_every=20)
     )
     lora: LoraSettings = field(default_factory=lambda: LoraSettings(r=16, alpha=32, dropout=0.05))
 
