@@ -137,3 +137,16 @@ def test_compare_rejects_unknown_methods_before_training(setup):
     cfg = load_config(path, ["compare=[sft, sftt]"])
     with pytest.raises(UserInputError, match="Did you mean 'sft'"):
         api.run(cfg, progress=False)
+
+
+def test_compare_entries_carry_method_arguments(setup):
+    path, _ = setup
+    cfg = load_config(path, ["compare=['sft', 'lisa:cycle_steps=4;rho=0.5', 'sft+safeinstr']",
+                             "train.method_args.lisa.rho=2.0", "train.method_args.lisa.alignment_steps=10"])
+    vs = api.variants(cfg)
+    assert [v.train.methods for v in vs] == [["sft"], ["lisa"], ["sft", "safeinstr"]]
+    assert vs[1].train.method_args == {"lisa": {"rho": 0.5, "alignment_steps": 10, "cycle_steps": 4}}
+    assert vs[0].train.method_args == {}
+    assert len({v.output_dir for v in vs}) == 3
+    with pytest.raises(UserInputError, match="key=value"):
+        api.variants(load_config(path, ["compare=['lisa:cycle_steps']"]))

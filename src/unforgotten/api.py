@@ -185,11 +185,24 @@ def variants(cfg: RunConfig) -> list[RunConfig]:
 
     if not cfg.compare:
         return [cfg]
+    import yaml
+
     out = []
     for spec in cfg.compare:
-        methods = [m.strip() for m in spec.split("+")]
-        train = dataclasses.replace(cfg.train, methods=methods, method_args={k: v for k, v in cfg.train.method_args.items() if k in methods})
-        out.append(dataclasses.replace(cfg, train=train, output_dir=str(Path(cfg.output_dir) / spec.replace("+", "_")), compare=[]))
+        # "ewc+safelora", "der:storage=exact;k=64": methods joined by '+', arguments after ':'
+        methods, args = [], {}
+        for part in spec.split("+"):
+            name, _, kv = part.strip().partition(":")
+            methods.append(name)
+            args[name] = dict(cfg.train.method_args.get(name, {}))
+            for item in filter(None, kv.split(";")):
+                key, eq, value = item.partition("=")
+                if not eq:
+                    raise UserInputError(f"compare entry {spec!r}: method arguments look like name:key=value;key=value")
+                args[name][key.strip()] = yaml.safe_load(value)
+        train = dataclasses.replace(cfg.train, methods=methods, method_args={k: v for k, v in args.items() if v})
+        slug = spec.replace("+", "_").replace(":", "-").replace(";", "-").replace("=", "")
+        out.append(dataclasses.replace(cfg, name=spec, train=train, output_dir=str(Path(cfg.output_dir) / slug), compare=[]))
     return out
 
 
@@ -211,7 +224,7 @@ def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, pro
         rows.append(("aligned", evaluate(cfg, model_source=source, output_dir=root / "eval_aligned", progress=progress)))
     for v in todo:
         result = finetune(v, model_source=source, resume=resume, progress=progress)
-        label = f"aligned + {'+'.join(v.train.methods)} (p={v.data.poison_ratio})"
+        label = f"aligned + {v.name if cfg.compare else '+'.join(v.train.methods)} (p={v.data.poison_ratio})"
         adapter = result.weights_dir if result.weights_dir.name == "adapter" else None
         model_src = source if adapter else str(result.weights_dir)
         out = Path(v.output_dir) / "eval_finetuned"
