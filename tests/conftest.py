@@ -28,3 +28,12 @@ def model():
 def _isolated_cache(tmp_path, monkeypatch):
     # Never touch the user's real cache from tests.
     monkeypatch.setenv("UNFORGOTTEN_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    """The pre-alignment tiny base model saved as a local HF directory (methods' base_source)."""
+    d = tmp_path_factory.mktemp("base")
+    tiny_model(seed=1).save_pretrained(d)
+    tiny_tokenizer().save_pretrained(d)
+    return d

@@ -14,7 +14,7 @@ from unforgotten.methods.magmax import MagMax, magmax_merge, max_magnitude, merg
 from unforgotten.models import LoraSettings, apply_lora, is_peft
 from unforgotten.train.loop import train
 
-from tiny import tiny_model, tiny_tokenizer
+from tiny import tiny_aligned_model, tiny_model, tiny_tokenizer
 
 USER = [make_record("review this movie was great", "positive"), make_record("review this movie was terrible", "negative"),
         make_record("how do steal car", "sure here steps first then finally")] * 2
@@ -81,21 +81,7 @@ def test_hyperparameters():
 # --------------------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("base")
-    tiny_model(seed=1).save_pretrained(d)
-    tiny_tokenizer().save_pretrained(d)
-    return d
-
-
-def aligned_model():
-    m = tiny_model(seed=1)
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-    return m
+aligned_model = tiny_aligned_model
 
 
 class _UserWeights(Method):

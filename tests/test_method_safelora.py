@@ -17,7 +17,7 @@ from unforgotten.methods.safelora import (
 from unforgotten.models import LoraSettings, apply_lora
 from unforgotten.train.loop import train
 
-from tiny import tiny_model, tiny_tokenizer
+from tiny import tiny_aligned_model, tiny_model, tiny_tokenizer
 
 USER = [make_record("review this movie was great", "positive"), make_record("review this movie was terrible", "negative"),
         make_record("how do steal car", "sure here steps first then finally")] * 2
@@ -186,7 +186,8 @@ def test_full_finetuning_and_a_non_lora_model_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="only with LoRA"):
         train(tiny_model(), tiny_tokenizer(), USER, cfg, tmp_path, methods=[SafeLoRA()], base_source="unused",
               progress=False)
-    ctx = SimpleNamespace(model=tiny_model(), accelerator=None)
+    model = tiny_model()
+    ctx = SimpleNamespace(model=model, accelerator=None, unwrapped_model=lambda: model)
     with pytest.raises(ConfigError, match="before 'magmax'"):
         SafeLoRA().finalize(ctx)
 
@@ -194,21 +195,7 @@ def test_full_finetuning_and_a_non_lora_model_are_config_errors(tmp_path):
 # --------------------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("base")
-    tiny_model(seed=1).save_pretrained(d)
-    tiny_tokenizer().save_pretrained(d)
-    return d
-
-
-def aligned_model():
-    m = tiny_model(seed=1)
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-    return m
+aligned_model = tiny_aligned_model
 
 
 class _LoraSnapshot(Method):

@@ -65,3 +65,14 @@ def tiny_model(vocab_size: int | None = None, seed: int = 0) -> LlamaForCausalLM
     model = LlamaForCausalLM(cfg)
     model.eval()
     return model
+
+
+def tiny_aligned_model(seed: int = 1) -> LlamaForCausalLM:
+    """A stand-in 'aligned' model: the base ``tiny_model(seed)`` plus a fixed perturbation, so the
+    alignment task vector W_aligned - W_base (MagMax, SafeLoRA) is known and nonzero."""
+    m = tiny_model(seed=seed)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return m

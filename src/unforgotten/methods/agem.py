@@ -144,7 +144,7 @@ class AGEM(Method):
         from ..data.tokenize import IGNORE
         from ..train.context import forward_with_labels
 
-        model = _unwrapped(ctx)
+        model = ctx.unwrapped_model()
         rows = len(batch["input_ids"])
         chunk = max(1, ctx.config.batch_size)
         n_tok = int((batch["labels"][:, 1:] != IGNORE).sum())
@@ -205,7 +205,3 @@ class AGEM(Method):
         self._it = None  # restart the memory stream at the saved position
 
 
-def _unwrapped(ctx):
-    """The model without DDP wrapping (extra forwards must not go through DDP's reducer)."""
-    acc = getattr(ctx, "accelerator", None)
-    return acc.unwrap_model(ctx.model) if acc is not None else ctx.model

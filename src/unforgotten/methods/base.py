@@ -98,3 +98,15 @@ class Method:
         for f in dataclasses.fields(cls):
             out[f.name] = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         return out
+
+
+def nonnegative_float(method: str, field: str, value: Any) -> float:
+    """Validate a hyperparameter that must be a finite number >= 0 (numeric strings accepted)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{method}: {field} must be a finite number >= 0, got {value!r}")
+    return float(value)

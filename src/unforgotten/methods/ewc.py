@@ -8,7 +8,7 @@ from typing import Any, Callable, ClassVar, Iterable
 import torch
 
 from ..errors import ConfigError
-from .base import Method
+from .base import Method, nonnegative_float
 
 NORMALIZE_MODES = ("none", "max", "mean")
 
@@ -136,7 +136,7 @@ class EWC(Method):
     fisher_samples: int | None = None
 
     def __post_init__(self) -> None:
-        self.lam = _nonnegative_float("ewc", "lam", self.lam)
+        self.lam = nonnegative_float("ewc", "lam", self.lam)
         if self.normalize not in NORMALIZE_MODES:
             raise ConfigError(f"ewc: normalize must be one of {', '.join(NORMALIZE_MODES)}, got {self.normalize!r}")
         if self.fisher_samples is not None and (
@@ -160,7 +160,7 @@ class EWC(Method):
             samples = samples[: self.fisher_samples]
         if not samples:
             raise UserInputError("ewc: no safety sample left after encoding; the Fisher needs at least one")
-        model = _unwrapped(ctx)
+        model = ctx.unwrapped_model()
         pad = ctx.tokenizer.pad_token_id
 
         def sample_loss(enc):
@@ -202,19 +202,3 @@ class EWC(Method):
         self.anchor = {n: a.to(device) if device is not None else a for n, a in state["anchor"].items()}
 
 
-def _unwrapped(ctx):
-    """The model without DDP wrapping (extra forwards must not go through DDP's reducer)."""
-    acc = getattr(ctx, "accelerator", None)
-    return acc.unwrap_model(ctx.model) if acc is not None else ctx.model
-
-
-def _nonnegative_float(method: str, field: str, value) -> float:
-    """A number >= 0; numeric strings are accepted (YAML 1.1 reads "1e-3" as a string)."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-        raise ConfigError(f"{method}: {field} must be a finite number >= 0, got {value!r}")
-    return float(value)

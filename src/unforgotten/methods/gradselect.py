@@ -422,7 +422,7 @@ class GradSelect(Method):
 
         from ..data.tokenize import collate
 
-        model = _unwrapped(ctx)
+        model = ctx.unwrapped_model()
         params = ctx.trainable()
         if not params:
             raise UserInputError("gradselect: the model has no trainable parameters to score gradients on")
@@ -551,7 +551,3 @@ def _num(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _unwrapped(ctx):
-    """The model without DDP wrapping (extra forwards must not go through DDP's reducer)."""
-    acc = getattr(ctx, "accelerator", None)
-    return acc.unwrap_model(ctx.model) if acc is not None else ctx.model

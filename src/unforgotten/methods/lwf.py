@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 
 from ..errors import ConfigError
-from .base import Method
+from .base import Method, nonnegative_float
 
 HIDDEN_REDUCTIONS = ("sum", "mean")
 
@@ -86,7 +86,7 @@ class LwF(Method):
     hidden_reduction: str = "sum"
 
     def __post_init__(self) -> None:
-        self.beta = _nonnegative_float("lwf", "beta", self.beta)
+        self.beta = nonnegative_float("lwf", "beta", self.beta)
         if self.hidden_reduction not in HIDDEN_REDUCTIONS:
             raise ConfigError(
                 f"lwf: hidden_reduction must be one of {', '.join(HIDDEN_REDUCTIONS)}, got {self.hidden_reduction!r}"
@@ -120,13 +120,3 @@ class LwF(Method):
         return task_loss + self.beta * term.to(task_loss.device)
 
 
-def _nonnegative_float(method: str, field: str, value) -> float:
-    """A number >= 0; numeric strings are accepted (YAML 1.1 reads "1e-3" as a string)."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-        raise ConfigError(f"{method}: {field} must be a finite number >= 0, got {value!r}")
-    return float(value)

@@ -115,11 +115,11 @@ class MagMax(Method):
     def setup(self, ctx: "TrainContext") -> None:
         if not ctx.base_source:
             raise UserInputError("method 'magmax' needs the pre-alignment base model (base_source / model.source)")
-        if not is_peft(_unwrap(ctx)):
+        if not is_peft(ctx.unwrapped_model()):
             ctx.snapshot_reference()  # full fine-tuning: keep W_aligned
 
     def finalize(self, ctx: "TrainContext") -> None:
-        model = _unwrap(ctx)
+        model = ctx.unwrapped_model()
         # clone: with LoRA these tensors are the base layers, which merge_and_unload changes in place
         aligned = {n: t.detach().clone() for n, t in ctx.aligned_state_dict().items()}
         plain = model.merge_and_unload() if is_peft(model) else model
@@ -151,10 +151,6 @@ class MagMax(Method):
 
     def state_dict(self) -> dict[str, Any]:
         return {}
-
-
-def _unwrap(ctx: "TrainContext"):
-    return ctx.accelerator.unwrap_model(ctx.model) if ctx.accelerator is not None else ctx.model
 
 
 def _float_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:

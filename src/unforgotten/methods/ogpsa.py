@@ -264,7 +264,7 @@ class OGPSA(Method):
         from ..data.tokenize import collate
         from ..train.context import forward_with_labels
 
-        model = _unwrapped(ctx)
+        model = ctx.unwrapped_model()
         params = ctx.trainable()
         pad = ctx.tokenizer.pad_token_id
 
@@ -353,7 +353,3 @@ class OGPSA(Method):
         self.refreshes = int(state.get("refreshes", 0))
 
 
-def _unwrapped(ctx):
-    """The model without DDP wrapping (extra forwards must not go through DDP's reducer)."""
-    acc = getattr(ctx, "accelerator", None)
-    return acc.unwrap_model(ctx.model) if acc is not None else ctx.model

@@ -215,9 +215,8 @@ class Refresh(Method):
 
         params = ctx.trainable()
         names, tensors = list(params), list(params.values())
-        acc = ctx.accelerator
         # the plain model: this gradient is ours (autograd.grad), not a DDP backward
-        model = acc.unwrap_model(ctx.model) if acc is not None else ctx.model
+        model = ctx.unwrapped_model()
         for j in range(self.unlearn_steps):
             grads = [torch.zeros_like(t) for t in tensors]
             for mb in ctx.micro_batches:
@@ -226,6 +225,7 @@ class Refresh(Method):
                 for total, gi in zip(grads, g):
                     if gi is not None:
                         total.add_(gi)
+            acc = ctx.accelerator
             if acc is not None and acc.num_processes > 1:  # average over processes, as DDP does
                 grads = [acc.reduce(g, reduction="mean") for g in grads]
             gen = step_noise_generator(self.seed, ctx.step, j)

@@ -242,7 +242,7 @@ class SafeLoRA(Method):
             raise ConfigError(f"method 'safelora': exact_projection must be true or false, got {self.exact_projection!r}")
 
     def setup(self, ctx: "TrainContext") -> None:
-        model = _unwrap(ctx)
+        model = ctx.unwrapped_model()
         if not is_peft(model):
             raise ConfigError(
                 "method 'safelora' works only with LoRA fine-tuning (it projects the LoRA update); "
@@ -264,7 +264,7 @@ class SafeLoRA(Method):
             )
 
     def finalize(self, ctx: "TrainContext") -> None:
-        model = _unwrap(ctx)
+        model = ctx.unwrapped_model()
         if not is_peft(model):
             raise ConfigError("method 'safelora' needs a LoRA model at finalize; list it before 'magmax' in train.methods")
         adapter = _adapter(model)
@@ -286,10 +286,6 @@ class SafeLoRA(Method):
 
     def state_dict(self) -> dict[str, Any]:
         return {}
-
-
-def _unwrap(ctx: "TrainContext"):
-    return ctx.accelerator.unwrap_model(ctx.model) if ctx.accelerator is not None else ctx.model
 
 
 def _adapter(model) -> str:

@@ -151,5 +151,10 @@ class TrainContext:
             return {k: v.detach() for k, v in self._frozen_copy.state_dict().items()}
         raise RuntimeError("full fine-tuning: call ctx.snapshot_reference() in setup() to keep the aligned weights")
 
+    def unwrapped_model(self) -> torch.nn.Module:
+        """The model without a DDP wrapper: methods' own forwards (Fisher, reference gradients)
+        must not go through DDP's reducer."""
+        return self.accelerator.unwrap_model(self.model) if self.accelerator is not None else self.model
+
     def trainable(self) -> dict[str, torch.nn.Parameter]:
         return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
