@@ -237,3 +237,36 @@ def test_method_batch_source_replaces_user_batches_and_resumes_exactly(tmp_path)
     a, b = _trainable(straight), _trainable(fresh)
     for n in a:
         torch.testing.assert_close(a[n], b[n], rtol=0, atol=1e-6)
+
+
+def test_shared_prefix_forward_equals_the_plain_forward(tok):
+    """A common prompt prefix computed once gives the same loss and gradients as the plain forward."""
+    from unforgotten.data.tokenize import collate, encode_records
+    from unforgotten.train.context import MIN_SHARED_PREFIX, forward_with_labels, shared_prefix_length
+
+    model = _lora_model()
+    with torch.no_grad():  # a nonzero adapter, so its gradients are not trivially equal
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    model.eval()
+    pre = "you are a helpful model please tell me what why who when where " * 2
+    recs = [make_record(pre + "review this movie was great", "positive"),
+            make_record(pre + "how do make bomb now please", "i am sorry i cannot help"), make_record(pre + "why", "sure")]
+    encs, _ = encode_records(tok, recs, 128)
+    batch = collate(encs, tok.pad_token_id)
+    assert shared_prefix_length(batch) > MIN_SHARED_PREFIX + 1
+    params = [p for p in model.parameters() if p.requires_grad]
+    plain = forward_with_labels(model, batch)
+    g_plain = torch.autograd.grad(plain.loss_sum, params)
+    calls = []
+    hook = model.get_base_model().register_forward_hook(lambda mod, args, kw_out: calls.append(1))
+    shared = forward_with_labels(model, batch, share_prefix=True)
+    hook.remove()
+    assert len(calls) == 2  # really took the prefix path: one prefix pass, one suffix pass
+    g_shared = torch.autograd.grad(shared.loss_sum, params)
+    torch.testing.assert_close(shared.loss_sum, plain.loss_sum, rtol=1e-5, atol=1e-5)
+    assert shared.n_tokens == plain.n_tokens
+    torch.testing.assert_close(shared.logits, plain.logits, rtol=1e-4, atol=1e-5)
+    for a, b in zip(g_plain, g_shared):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -50,6 +50,7 @@ class TrainConfig:
     max_length: int = 256
     truncation: str = "truncate"  # or 'drop'; either way the count is reported
     group_by_length: bool = True
+    share_prefix: bool = True  # compute a prompt prefix all rows share once per batch (exact; see train/context.py)
     seed: int = 42
     save_every: int = 50  # optimizer steps between checkpoints (0: only at the end)
     log_every: int = 1

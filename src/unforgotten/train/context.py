@@ -34,24 +34,53 @@ class StepOutputs:
     hidden: torch.Tensor | None = None  # (B, T, H)
 
 
-def forward_with_labels(model, batch: dict[str, torch.Tensor], want_hidden: bool = False) -> StepOutputs:
+MIN_SHARED_PREFIX = 16  # below this, a separate prefix pass costs more than it saves
+
+
+def shared_prefix_length(batch: dict[str, torch.Tensor]) -> int:
+    """Tokens every row of the batch starts with (no padding among them)."""
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    same = (ids == ids[:1]).all(0) & mask.bool().all(0)
+    return int(same.long().cumprod(0).sum())
+
+
+def forward_with_labels(model, batch: dict[str, torch.Tensor], want_hidden: bool = False,
+                        share_prefix: bool = False) -> StepOutputs:
     """Causal-LM forward computing logits only at positions whose next token has a label.
 
     We ask the model for logits at the union of label positions over the batch
     (``logits_to_keep`` as an index tensor), which keeps the call on the model's own forward (so
     wrappers such as DDP still see it), then select each row's own label positions.
+
+    ``share_prefix``: when every row starts with the same tokens (a chat template's default
+    system prompt, an instruction template), run that prefix once at batch size 1 and let every
+    row attend to its keys and values through the cache. Gradients flow through the cache, so
+    loss and gradients equal the plain forward's (tested to float tolerance); the only
+    difference is that LoRA dropout draws one mask for the shared prefix instead of one per row.
     """
     labels = batch["labels"]
     shift = labels[:, 1:]
     mask = shift != IGNORE
     keep = mask.any(0).nonzero().squeeze(1)
-    out = model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        logits_to_keep=keep,
-        output_hidden_states=want_hidden,
-        use_cache=False,
-    )
+    n_rows, width = batch["input_ids"].shape
+    # Share all but the last common token, whose hidden state predicts the first differing one.
+    shared = shared_prefix_length(batch) - 1 if share_prefix and n_rows > 1 and not want_hidden else 0
+    if shared >= MIN_SHARED_PREFIX and (keep.numel() == 0 or int(keep.min()) >= shared):
+        prefix = model(input_ids=batch["input_ids"][:1, :shared], attention_mask=batch["attention_mask"][:1, :shared],
+                       use_cache=True, logits_to_keep=1)
+        cache = prefix.past_key_values
+        cache.batch_repeat_interleave(n_rows)  # differentiable: gradients of all rows reach the prefix
+        positions = torch.arange(shared, width, device=keep.device).unsqueeze(0).expand(n_rows, -1)
+        out = model(input_ids=batch["input_ids"][:, shared:], attention_mask=batch["attention_mask"],
+                    past_key_values=cache, position_ids=positions, logits_to_keep=keep - shared, use_cache=True)
+    else:
+        out = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            logits_to_keep=keep,
+            output_hidden_states=want_hidden,
+            use_cache=False,
+        )
     sel_targets = shift[:, keep]
     sel_mask = sel_targets != IGNORE
     logits = out.logits[sel_mask]
@@ -105,7 +134,7 @@ class TrainContext:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def forward(self, batch: dict[str, torch.Tensor], want_hidden: bool = False) -> StepOutputs:
-        return forward_with_labels(self.model, self.to_device(batch), want_hidden)
+        return forward_with_labels(self.model, self.to_device(batch), want_hidden, self.config.share_prefix)
 
     @contextlib.contextmanager
     def reference(self) -> Iterator[torch.nn.Module]:
