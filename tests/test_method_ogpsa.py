@@ -417,3 +417,11 @@ def test_defaults_and_config_args():
     (m,) = build_methods(["ogpsa"], {"ogpsa": {"rank": 4, "reference": "starter:general_helpful", "refresh_every": 0}})
     assert (m.rank, m.n_ref, m.refresh_every, m.reference) == (4, 32, 0, "starter:general_helpful")
     assert OGPSA.hyperparameters() == {"rank": 8, "n_ref": 32, "refresh_every": 30, "reference": None, "seed": None}
+
+
+def test_pipeline_hands_ogpsa_the_safety_buffer_only_without_a_reference():
+    from unforgotten.methods import build_methods
+
+    [default] = build_methods(["ogpsa"], {})
+    [with_ref] = build_methods(["ogpsa"], {"ogpsa": {"reference": "starter:general_helpful"}})
+    assert default.uses_safety_data() and not with_ref.uses_safety_data()

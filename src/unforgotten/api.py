@@ -128,7 +128,7 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
     out = Path(cfg.output_dir) / "finetune"
     out.mkdir(parents=True, exist_ok=True)
     records, manifest = user_data(cfg)
-    safety = safety_buffer(cfg) if any(m.needs_safety_data for m in methods) else None
+    safety = safety_buffer(cfg) if any(m.uses_safety_data() for m in methods) else None
     save_config(cfg, out / "config.yaml")
     write_manifest({**manifest, "safety_buffer_ids": [r.get("id") for r in safety or []]}, out / "data_manifest.json")
     (out / "base_model.txt").write_text(source + "\n")

@@ -28,6 +28,11 @@ class Method:
     needs_hidden_states: ClassVar[bool] = False  # loop passes last hidden states to loss()
     replaces_model: ClassVar[bool] = False  # finalize() swaps ctx.model for a merged plain model: must run last
 
+    def uses_safety_data(self) -> bool:
+        """Whether this configured instance trains with the safety buffer (default: the class flag;
+        OGPSA needs it only when no other reference set is named)."""
+        return self.needs_safety_data
+
     def prepare_data(self, ctx: "TrainContext", user_data: list["Record"], safety_data: list["Record"] | None) -> list["Record"]:
         """Return the records to train on (SafeInstr mixing, synthesis, sample selection)."""
         return user_data

@@ -248,6 +248,9 @@ class OGPSA(Method):
         random.Random(seed).shuffle(records)  # the same subsampling as load_records(limit=...)
         return records[: self.n_ref]
 
+    def uses_safety_data(self) -> bool:
+        return self.reference is None  # the safety buffer is the default reference set
+
     def setup(self, ctx) -> None:
         from ..errors import UserInputError
 

@@ -88,7 +88,7 @@ def train(
     output_dir.mkdir(parents=True, exist_ok=True)
     methods = methods if methods is not None else build_methods(cfg.methods, cfg.method_args)
     for m in methods:
-        if m.needs_safety_data and not safety_data:
+        if m.uses_safety_data() and not safety_data:
             raise UserInputError(f"method {m.name!r} needs safety data: set data.safety (and data.safety_size > 0)")
     set_seed(cfg.seed)
     accelerator = Accelerator()
