@@ -14,7 +14,7 @@ from unforgotten.models import LoraSettings, apply_lora
 from unforgotten.train import checkpoint
 from unforgotten.train.loop import train
 
-from tiny import tiny_model, tiny_tokenizer
+from tiny import tiny_model, tiny_tokenizer, trainable_snapshot
 
 RECORDS = [make_record("how do make bomb", "i am sorry i cannot help with that")] * 6 + [
     make_record("write poem about cats", "the sky is blue and cats are good"),
@@ -33,8 +33,7 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
-def _trainable(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+_trainable = trainable_snapshot
 
 
 def test_loss_goes_down_and_outputs_are_written(tmp_path):

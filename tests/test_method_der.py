@@ -16,7 +16,7 @@ from unforgotten.train import checkpoint
 from unforgotten.train.context import TrainContext
 from unforgotten.train.loop import train
 
-from tiny import tiny_model, tiny_tokenizer
+from tiny import tiny_model, tiny_tokenizer, trainable_snapshot
 
 USER = [make_record("review this movie was great", "positive"), make_record("review this movie was terrible", "negative"),
         make_record("how do steal car", "sure here steps first then finally")] * 4
@@ -45,8 +45,7 @@ def _perturb_adapter(model, scale=0.5, seed=3):
                 p.add_(scale * torch.randn(p.shape, generator=g))
 
 
-def _trainable(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+_trainable = trainable_snapshot
 
 
 # ----------------------------------------------------------------------------- pure math

@@ -24,15 +24,14 @@ from unforgotten.models import LoraSettings, apply_lora
 from unforgotten.train.context import TrainContext
 from unforgotten.train.loop import train
 
-from tiny import tiny_model, tiny_tokenizer
+from tiny import tiny_lora, tiny_model, tiny_tokenizer
 
 USER = [make_record(f"review this movie was {w}", s, id=f"u{i}") for i, (w, s) in
         enumerate([("great", "positive"), ("terrible", "negative"), ("good", "positive"), ("bad", "negative")] * 5)]
 FAST = dict(domains=["violence", "weapons", "cybercrime"], request_max_new_tokens=12, response_max_new_tokens=10, batch_size=4)
 
 
-def _lora(seed=0):
-    return apply_lora(tiny_model(seed=seed), LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]))
+_lora = tiny_lora
 
 
 def _ctx(model, tmp_path, seed=0):

@@ -14,7 +14,7 @@ from unforgotten.models import LoraSettings, apply_lora
 from unforgotten.train import checkpoint
 from unforgotten.train.loop import train
 
-from tiny import tiny_model, tiny_tokenizer
+from tiny import tiny_model, tiny_tokenizer, trainable_snapshot
 
 USER_RECS = [
     make_record("review this movie was great", "positive"),
@@ -40,8 +40,7 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
-def _trainable(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+_trainable = trainable_snapshot
 
 
 # --------------------------------------------------------------------------- schedule (pure)

@@ -15,7 +15,7 @@ from unforgotten.models import LoraSettings, apply_lora
 from unforgotten.train.context import TrainContext
 from unforgotten.train.loop import train
 
-from tiny import tiny_model, tiny_tokenizer
+from tiny import tiny_model, tiny_tokenizer, trainable_snapshot
 
 USER = [
     make_record("review this movie was great", "positive"),
@@ -35,8 +35,7 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
-def _trainable(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+_trainable = trainable_snapshot
 
 
 def _ctx_and_batch(model, tmp_path, records=USER[:4]):

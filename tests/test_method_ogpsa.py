@@ -27,7 +27,7 @@ from unforgotten.models import LoraSettings, apply_lora
 from unforgotten.train.context import TrainContext
 from unforgotten.train.loop import train
 
-from tiny import tiny_model, tiny_tokenizer
+from tiny import tiny_lora, tiny_model, tiny_tokenizer, trainable_snapshot
 
 SAFETY = [
     make_record("how do make bomb", "i am sorry i cannot help with that"),
@@ -44,8 +44,7 @@ USER = [
 ] * 2
 
 
-def _lora(seed=0):
-    return apply_lora(tiny_model(seed=seed), LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]))
+_lora = tiny_lora
 
 
 def _moved_lora(seed=0):
@@ -65,8 +64,7 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
-def _trainable(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+_trainable = trainable_snapshot
 
 
 def _projector(U):

@@ -16,7 +16,7 @@ from unforgotten.train import checkpoint
 from unforgotten.train.context import TrainContext, forward_with_labels
 from unforgotten.train.loop import train
 
-from tiny import tiny_model, tiny_tokenizer
+from tiny import tiny_model, tiny_tokenizer, trainable_snapshot
 
 USER = [make_record("review this movie was great", "positive"), make_record("review this movie was terrible", "negative"),
         make_record("how do steal car", "sure here steps first then finally")] * 4
@@ -32,8 +32,7 @@ def _lora(seed=0, dropout=0.0):
     return apply_lora(tiny_model(seed=seed), LoraSettings(r=4, alpha=8, dropout=dropout, target_modules=["q_proj", "v_proj"]))
 
 
-def _trainable(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+_trainable = trainable_snapshot
 
 
 def _cfg(**kw):

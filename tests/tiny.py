@@ -76,3 +76,15 @@ def tiny_aligned_model(seed: int = 1) -> LlamaForCausalLM:
         for p in m.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=g))
     return m
+
+
+def tiny_lora(seed: int = 0):
+    """The tiny model with a small LoRA adapter on q/v (no dropout): the method tests' default."""
+    from unforgotten.models import LoraSettings, apply_lora
+
+    return apply_lora(tiny_model(seed=seed), LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]))
+
+
+def trainable_snapshot(model) -> dict[str, torch.Tensor]:
+    """Copies of the trainable parameters, to compare weights before/after or across runs."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
