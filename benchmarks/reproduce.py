@@ -18,6 +18,11 @@ mid-training resumes from its last checkpoint; evaluation reuses the generation 
 grid can be stopped at any time and continued later, in the background:
 
     nohup python benchmarks/reproduce.py --budget-minutes 170 > reproduce.log 2>&1 &
+
+Several workers share one grid (each claims a cell before running it), e.g. one per core, which
+on a 2-core CPU gets more cells per hour than one worker with two threads:
+
+    for w in 1 2; do OMP_NUM_THREADS=1 nohup python benchmarks/reproduce.py --budget-minutes 170 > reproduce.$w.log 2>&1 & done
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import random
 import re
 import sys
@@ -129,9 +135,13 @@ def prepare_data(data_dir: Path, work: Path, n_align: int) -> dict[str, str]:
     pool = [safety[i] for i in order[n_align:] if _norm(safety[i]["messages"][0]["content"]) not in align_prompts]
     paths = {"align_safety": work / "safety_align.jsonl", "buffer_pool": work / "safety_buffer_pool.jsonl"}
     for key, rows in (("align_safety", align_rows), ("buffer_pool", pool)):
-        with open(paths[key], "w") as f:
-            for r in rows:
-                f.write(json.dumps({"messages": r["messages"], "id": r.get("id")}) + "\n")
+        text = "".join(json.dumps({"messages": r["messages"], "id": r.get("id")}) + "\n" for r in rows)
+        # unchanged files are left alone, and a rewrite is atomic: a second worker started at the
+        # same time never reads half a file
+        if not paths[key].is_file() or paths[key].read_text() != text:
+            tmp = paths[key].with_name(paths[key].name + f".{os.getpid()}.tmp")
+            tmp.write_text(text)
+            tmp.replace(paths[key])
     lisa = data_dir / "lisa_style_prepared/sst2"
     return {
         "align_safety": str(paths["align_safety"]),
@@ -248,6 +258,40 @@ def run_cell(base, cell: Cell, sources: dict[str, str], out: Path, aligned: str,
     return record
 
 
+def claim(claims: Path, cell: Cell) -> bool:
+    """Take ``cell`` for this process, so that several workers (``reproduce.py`` started more than
+    once, e.g. one per core) share the grid without running a cell twice. A claim whose process
+    has died is taken over: its cell resumes from the dead worker's last checkpoint."""
+    claims.mkdir(parents=True, exist_ok=True)
+    path = claims / f"{cell.name}.claim"
+    tmp = claims / f"{cell.name}.{os.getpid()}.tmp"
+    tmp.write_text(str(os.getpid()))
+    try:
+        os.link(tmp, path)  # atomic create-if-absent, with the pid already in it
+    except FileExistsError:
+        try:
+            pid = int(path.read_text() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if pid and pid != os.getpid() and _alive(pid):
+            return False
+        path.unlink(missing_ok=True)  # stale: its worker is gone
+        return claim(claims, cell)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -285,15 +329,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{alignment.tag}: train/eval prompt overlaps: {overlap['total_overlaps']}", flush=True)
     base = base_config(sources, args.data, out, alignment)
     aligned = run_aligned(base, out, results)
+    claims = out / "claims"
     for cell in cells:
-        if cell.name in done:
+        if (results / "cells" / f"{cell.name}.json").is_file():  # also finished by another worker
             continue
         elapsed = (time.perf_counter() - start) / 60
         if args.budget_minutes is not None and elapsed > args.budget_minutes:
             print(f"budget spent ({elapsed:.0f} min); stopping before {cell.name}", flush=True)
             break
+        if not claim(claims, cell):
+            continue  # another worker has it
         print(f"[{elapsed:5.1f} min] {cell.part}: {cell.name}", flush=True)
-        rec = run_cell(base, cell, sources, out, aligned, results)
+        try:
+            rec = run_cell(base, cell, sources, out, aligned, results)
+        finally:
+            (claims / f"{cell.name}.claim").unlink(missing_ok=True)
         b = rec["summary"]["benchmarks"]
         print(f"    ASR advbench {b['advbench']['by_judge']['keyword']['value']:.3f}  "
               f"sst2 {b['sst2-lisa']['result']['value']:.3f}  train {rec['train']['seconds']:.0f}s  "

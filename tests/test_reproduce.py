@@ -84,3 +84,28 @@ def test_tables_average_seeds_and_show_missing_cells(tmp_path):
     assert "| der | 250 | 2.27 |" in text  # cost ratio to the mean sft time (110 s)
     assert (tmp_path / "tables.md").read_text() == text
     assert (tmp_path / "safety_utility.png").is_file()
+
+
+def test_workers_claim_cells_once_and_take_over_a_dead_workers_claim(tmp_path):
+    import subprocess
+
+    cell = reproduce.Cell("main", "sft", 0.1, 50, 0)
+    claims = tmp_path / "claims"
+    assert reproduce.claim(claims, cell)
+    assert (claims / f"{cell.name}.claim").read_text() == str(__import__("os").getpid())
+    assert reproduce.claim(claims, cell)  # our own claim: still ours (a rerun in this process)
+
+    # a live other worker's claim is respected
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (claims / f"{cell.name}.claim").write_text(str(live.pid))
+        assert not reproduce.claim(claims, cell)
+    finally:
+        live.kill()
+        live.wait()
+    # once that worker is gone, its claim is stale and is taken over
+    assert reproduce.claim(claims, cell)
+    assert (claims / f"{cell.name}.claim").read_text() == str(__import__("os").getpid())
+    # an unreadable claim (a worker killed between create and write) is stale too
+    (claims / f"{cell.name}.claim").write_text("")
+    assert reproduce.claim(claims, cell)
