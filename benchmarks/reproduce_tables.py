@@ -114,16 +114,12 @@ def write_tables(results: Path = RESULTS) -> str:
              for meth in methods if by.get((meth, 0.1, m0))]
     out += ["## Table 4: over-refusal on XSTest safe prompts (p = 0.1)\n", _table(["method", "keyword", "learned"], rows)]
 
-    # Table 5: training cost in the grid itself (same data, same machine)
-    secs: dict[str, list[float]] = defaultdict(list)
-    for c in cells:
-        if c["cell"]["p"] == 0.1 and c["cell"]["m"] == m0 and not c["train"].get("resumed_from"):
-            secs[c["cell"]["method"]].append(c["train"]["seconds"])
-    if secs.get("sft"):
-        base = statistics.mean(secs["sft"])
-        rows = [[meth, f"{statistics.mean(v):.0f}", f"{statistics.mean(v) / base:.2f}"] for meth, v in secs.items()]
-        out += ["## Table 5: fine-tuning wall time in the grid (n = 1000, 1 epoch; uninterrupted runs)\n",
-                _table(["method", "seconds", "ratio to sft"], rows)]
+    # Table 5: what each method costs, from benchmarks/method_cost.py (one controlled run; the
+    # grid's own wall times mix one- and two-thread workers and are not comparable across cells)
+    cost = cost_table()
+    if cost:
+        out += ["## Table 5: cost per optimizer step, ratio to SFT measured in the same run "
+                "(`benchmarks/method_cost.py`)\n", cost]
 
     text = "\n".join(out)
     results.mkdir(parents=True, exist_ok=True)
@@ -138,5 +134,73 @@ def write_tables(results: Path = RESULTS) -> str:
     return text
 
 
+BENCH_RESULTS = Path(__file__).resolve().parent / "results"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+
+
+def cost_table(path: Path = BENCH_RESULTS / "method_cost.json") -> str | None:
+    """Per-method step time as a ratio to SFT (mean of the bracketing SFT runs), setup time, peak
+    RSS and DER's buffer bytes per example, from ``benchmarks/method_cost.py``'s result."""
+    if not path.is_file():
+        return None
+    d = json.loads(path.read_text())
+    sft = statistics.mean(d["sft_step_s"])
+    rows = []
+    for i, r in enumerate(d["rows"]):
+        buf = r.get("der_buffer_bytes_per_example")
+        # SFT runs first and last, bracketing the machine's drift; its ratio is to their mean
+        name = r["method"] if r["method"] != "sft" else f"sft ({'first' if i == 0 else 'last'} run)"
+        rows.append([name, f"{r['step_s']:.2f}", f"{r['step_s'] / sft:.2f}", f"{r['setup_s']:.1f}",
+                     f"{r['peak_rss_mib']:.0f}", f"{buf / 1024:,.1f} KiB" if buf else ""])
+    return _table(["method", "s / step", "ratio to sft", "setup s", "peak RSS MiB", "DER buffer / example"], rows)
+
+
+def throughput_table(speed: Path = BENCH_RESULTS / "generation_speed.json",
+                     shared: Path = BENCH_RESULTS / "eval_shared_data.json") -> str | None:
+    """Evaluation throughput: batched generation vs one prompt at a time, and a full evaluation
+    with an empty vs a warm generation cache."""
+    if not (speed.is_file() and shared.is_file()):
+        return None
+    g, e = json.loads(speed.read_text()), json.loads(shared.read_text())
+    tok, ratio = g["tok_per_s"], g["speedup_vs_one_at_a_time"]
+    rows = [["generation, one prompt at a time", f"{tok['one_at_a_time']:.1f} tokens/s", "1.00x"],
+            ["generation, batch 8", f"{tok['batched_bs8']:.1f} tokens/s", f"{ratio['batched_bs8']:.2f}x"],
+            ["generation, batch 16", f"{tok['batched_bs16']:.1f} tokens/s", f"{ratio['batched_bs16']:.2f}x"]]
+    w = e["wall_seconds"]
+    first, second = w["first_run_empty_generation_cache"], w["second_run_same_settings"]
+    rows += [["`unforgotten evaluate`, 2,042 prompts, empty cache", f"{first:.1f} s", "1.00x"],
+             ["the same, second run (cache warm)", f"{second:.1f} s", f"{first / second:.0f}x"]]
+    return _table(["what", "measured", "ratio"], rows)
+
+
+def fill_doc(doc: Path, blocks: dict[str, str]) -> bool:
+    """Replace each ``<!-- generated:NAME -->`` ... ``<!-- /generated:NAME -->`` block of ``doc``
+    with ``blocks[NAME]``, leaving the hand-written text around them alone. False if no doc."""
+    if not doc.is_file():
+        return False
+    text = doc.read_text()
+    for name, body in blocks.items():
+        start, end = f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
+        i, j = text.find(start), text.find(end)
+        if i < 0 or j < i:
+            raise ValueError(f"{doc}: no {start} ... {end} block")
+        text = text[:i + len(start)] + "\n" + body.strip() + "\n" + text[j:]
+    doc.write_text(text)
+    return True
+
+
+def write_doc(results: Path, doc: Path = DOC) -> bool:
+    """Refresh docs/results.md's generated blocks from the results (tables.md must be current)."""
+    tables = (results / "tables.md").read_text()
+    body = tables.split("\n", 2)[2] if tables.startswith("# ") else tables  # drop tables.md's own title
+    blocks = {"tables": body.replace("## ", "### ")}
+    if (t := throughput_table()) is not None:
+        blocks["throughput"] = t
+    return fill_doc(doc, blocks)
+
+
 if __name__ == "__main__":
-    print(write_tables(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / Alignment().tag))
+    res = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / Alignment().tag
+    print(write_tables(res))
+    if write_doc(res):
+        print(f"refreshed {DOC}")
