@@ -21,6 +21,8 @@ from reproduce import ALL_METHODS, Alignment  # the same directory: run as a scr
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "reproduce"
 HARMFUL = ("advbench", "directharm4")
+BENCH_RESULTS = Path(__file__).resolve().parent / "results"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 
 
 def _load(results: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
@@ -66,7 +68,7 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
-def write_tables(results: Path = RESULTS) -> str:
+def write_tables(results: Path = RESULTS, cost: Path | None = None) -> str:
     aligned, cells = _load(results)
     by: dict[tuple[str, float, int], list[dict[str, Any]]] = defaultdict(list)
     for c in cells:
@@ -116,10 +118,10 @@ def write_tables(results: Path = RESULTS) -> str:
 
     # Table 5: what each method costs, from benchmarks/method_cost.py (one controlled run; the
     # grid's own wall times mix one- and two-thread workers and are not comparable across cells)
-    cost = cost_table()
-    if cost:
+    cost_md = cost_table(cost or BENCH_RESULTS / "method_cost.json")
+    if cost_md:
         out += ["## Table 5: cost per optimizer step, ratio to SFT measured in the same run "
-                "(`benchmarks/method_cost.py`)\n", cost]
+                "(`benchmarks/method_cost.py`)\n", cost_md]
 
     text = "\n".join(out)
     results.mkdir(parents=True, exist_ok=True)
@@ -132,10 +134,6 @@ def write_tables(results: Path = RESULTS) -> str:
 
         scatter_plot(main_rows, results / "safety_utility.png")
     return text
-
-
-BENCH_RESULTS = Path(__file__).resolve().parent / "results"
-DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 
 
 def cost_table(path: Path = BENCH_RESULTS / "method_cost.json") -> str | None:
@@ -168,7 +166,8 @@ def throughput_table(speed: Path = BENCH_RESULTS / "generation_speed.json",
             ["generation, batch 16", f"{tok['batched_bs16']:.1f} tokens/s", f"{ratio['batched_bs16']:.2f}x"]]
     w = e["wall_seconds"]
     first, second = w["first_run_empty_generation_cache"], w["second_run_same_settings"]
-    rows += [["`unforgotten evaluate`, 2,042 prompts, empty cache", f"{first:.1f} s", "1.00x"],
+    n = sum(b.get("n", 0) for b in e.get("first_run", {}).get("benchmarks", {}).values())
+    rows += [[f"`unforgotten evaluate`, {n:,} prompts, empty cache", f"{first:.1f} s", "1.00x"],
              ["the same, second run (cache warm)", f"{second:.1f} s", f"{first / second:.0f}x"]]
     return _table(["what", "measured", "ratio"], rows)
 

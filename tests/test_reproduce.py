@@ -76,12 +76,19 @@ def test_tables_average_seeds_and_show_missing_cells(tmp_path):
         cell = {"part": "main", "method": method, "p": 0.1, "m": 50, "seed": seed}
         (tmp_path / "cells" / f"{method}_{seed}.json").write_text(json.dumps({
             "cell": cell, "train": {"seconds": secs, "resumed_from": 0}, "summary": _summary(asr, asr / 2, 0.9, 0.05)}))
-    text = reproduce_tables.write_tables(tmp_path)
+    cost = tmp_path / "method_cost.json"
+    cost.write_text(json.dumps({"sft_step_s": [1.0, 1.2], "rows": [
+        {"method": "sft", "step_s": 1.0, "setup_s": 0.1, "peak_rss_mib": 3000.0},
+        {"method": "der", "step_s": 2.2, "setup_s": 4.0, "peak_rss_mib": 2500.0, "der_buffer_bytes_per_example": 2048},
+        {"method": "sft", "step_s": 1.2, "setup_s": 0.1, "peak_rss_mib": 2000.0}]}))
+    text = reproduce_tables.write_tables(tmp_path, cost=cost)
     assert "| aligned (before fine-tuning) | 10.0 | 10.0 | 5.0 | 5.0 | 80.0 | — |" in text
     assert "| sft | 70.0 ±10.0 | 70.0 ±10.0 | 35.0 ±5.0 | 35.0 ±5.0 | 90.0 ±0.0 | 2 |" in text
     assert text.index("| sft | 70.0") < text.index("| der | 20.0")  # grid order, not file order
     assert "| sft | — / — | 70.0 ±10.0 / 90.0 ±0.0 | — / — |" in text  # p sweep: only p = 0.1 exists
-    assert "| der | 250 | 2.27 |" in text  # cost ratio to the mean sft time (110 s)
+    # cost: step time over the mean of the bracketing sft runs (1.1 s); both sft runs shown
+    assert "| der | 2.20 | 2.00 | 4.0 | 2500 | 2.0 KiB |" in text
+    assert "| sft (first run) | 1.00 | 0.91 |" in text and "| sft (last run) | 1.20 | 1.09 |" in text
     assert (tmp_path / "tables.md").read_text() == text
     assert (tmp_path / "safety_utility.png").is_file()
 
@@ -109,3 +116,28 @@ def test_workers_claim_cells_once_and_take_over_a_dead_workers_claim(tmp_path):
     # an unreadable claim (a worker killed between create and write) is stale too
     (claims / f"{cell.name}.claim").write_text("")
     assert reproduce.claim(claims, cell)
+
+
+def test_results_doc_blocks_are_refreshed_and_hand_written_text_kept(tmp_path):
+    doc = tmp_path / "results.md"
+    doc.write_text("# Results\nreading by hand\n<!-- generated:tables -->\nold\n<!-- /generated:tables -->\nmore text\n")
+    assert reproduce_tables.fill_doc(doc, {"tables": "| new |\n"})
+    assert doc.read_text() == ("# Results\nreading by hand\n<!-- generated:tables -->\n| new |\n"
+                               "<!-- /generated:tables -->\nmore text\n")
+    assert reproduce_tables.fill_doc(doc, {"tables": "| newer |"})  # idempotent markers
+    assert "| newer |" in doc.read_text() and "| new |\n" not in doc.read_text()
+    with pytest.raises(ValueError, match="generated:plot"):
+        reproduce_tables.fill_doc(doc, {"plot": "x"})
+    assert not reproduce_tables.fill_doc(tmp_path / "missing.md", {"tables": "x"})
+
+
+def test_throughput_table_reads_the_speed_results(tmp_path):
+    speed, shared = tmp_path / "speed.json", tmp_path / "shared.json"
+    speed.write_text(json.dumps({"tok_per_s": {"one_at_a_time": 10.0, "batched_bs8": 25.0, "batched_bs16": 40.0},
+                                 "speedup_vs_one_at_a_time": {"batched_bs8": 2.5, "batched_bs16": 4.0}}))
+    shared.write_text(json.dumps({"wall_seconds": {"first_run_empty_generation_cache": 500.0,
+                                                   "second_run_same_settings": 10.0}}))
+    text = reproduce_tables.throughput_table(speed, shared)
+    assert "| generation, batch 16 | 40.0 tokens/s | 4.00x |" in text
+    assert "| the same, second run (cache warm) | 10.0 s | 50x |" in text
+    assert reproduce_tables.throughput_table(tmp_path / "none.json", shared) is None
