@@ -10,6 +10,8 @@ timed steps (the first step is dropped as warm-up), the ratio to SFT, the peak R
 for DER the replay buffer's bytes per safety example.
 
     python benchmarks/method_cost.py [--steps 4] [--methods sft,der,der:storage=exact,...]
+
+Writes benchmarks/results/method_cost.json (``--save``); its last printed line is the same JSON.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def main() -> None:
     ap.add_argument("--methods", default=None, help="comma-separated (default: every registered method)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default="/tmp/unforgotten-method-cost")
+    ap.add_argument("--save", default=str(Path(__file__).resolve().parent / "results" / "method_cost.json"),
+                    help="where the result JSON goes (also printed as the last line)")
     a = ap.parse_args()
     out = Path(a.out)
     if a.one:
@@ -111,7 +115,9 @@ def main() -> None:
             continue
         extra = f"DER buffer {r['der_buffer_bytes_per_example'] / 1024:.0f} KiB/example" if "der_buffer_bytes_per_example" in r else ""
         print(f"| {r['method']} | {r['step_s'] / base:.2f} | {r['setup_s']:.1f} | {r['peak_rss_mib']:.0f} | {extra} |")
-    print(json.dumps({"sft_step_s": sft, "rows": rows}))
+    result = {"sft_step_s": sft, "rows": rows}
+    Path(a.save).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
