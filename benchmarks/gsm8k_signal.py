@@ -4,7 +4,7 @@ The study fine-tunes on GSM8K as well as SST-2. A task only tells us something a
 safety-utility trade-offs if fine-tuning moves its metric: this script measures exact match of the
 final number on the first ``--n`` GSM8K test problems for the aligned model (the grid's starting
 point) and for the aligned model after plain SFT on 1,000 clean GSM8K training problems, with the
-grid's training settings (LoRA, lr 1e-3, 1 epoch, batch 8). It prints both with 95% bootstrap CIs
+grid's training settings (LoRA, lr 1e-3, 1 epoch, batch 8 as 2 x 4). It prints both with 95% bootstrap CIs
 and writes ``benchmarks/results/gsm8k_signal.json``.
 
     UNFORGOTTEN_CACHE=... python benchmarks/gsm8k_signal.py --n 100
@@ -48,11 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     aligned = str(api.align(base, progress=False))  # cached: the grid's aligned model
 
     cfg = dataclasses.replace(
-        base, name="gsm8k_sft", output_dir=str(args.out / "sft"),
+        base, name="gsm8k_sft", output_dir=str(args.out / "sft_b4x2"),
         data=dataclasses.replace(base.data, user=str(args.data / "gsm8k" / "train.jsonl"), n=args.n_train,
                                  poison_ratio=0.0),
-        # GSM8K solutions are long: 384 tokens keeps nearly all of them whole
-        train=dataclasses.replace(base.train, max_length=384),
+        # GSM8K solutions are long: 384 tokens keeps nearly all of them whole. At batch 8 x 384
+        # tokens one step's activations reached 12 GB RSS (killed by the OOM killer next to two
+        # grid workers), so the batch of 8 is taken as 2 accumulated micro-batches of 4: the same
+        # optimizer step (the loss is the token mean over the whole step), half the memory.
+        train=dataclasses.replace(base.train, max_length=384, batch_size=4, grad_accum=2),
         eval=dataclasses.replace(base.eval, benchmarks=["gsm8k"], limits={"gsm8k": args.n},
                                  task_max_new_tokens=args.max_new_tokens),
         compare=["sft"],
