@@ -172,6 +172,22 @@ def throughput_table(speed: Path = BENCH_RESULTS / "generation_speed.json",
     return _table(["what", "measured", "ratio"], rows)
 
 
+def grid_status(results: Path) -> str:
+    """Which of the grid's cells have results, per part of the grid."""
+    from reproduce import grid
+
+    done = {p.stem for p in (results / "cells").glob("*.json")}
+    rows = []
+    for part in ("main", "psweep", "seeds", "msweep"):
+        cells = grid([part])
+        have = [c.name for c in cells if c.name in done]
+        label = {"psweep": lambda c: f"{c.method} p={c.p:g}", "msweep": lambda c: f"{c.method} m={c.m}"}.get(
+            part, lambda c: c.method)
+        todo = [label(c) for c in cells if c.name not in done]
+        rows.append([part, f"{len(have)} / {len(cells)}", ", ".join(todo) if todo else "—"])
+    return _table(["grid part", "cells with results", "still to run"], rows)
+
+
 def fill_doc(doc: Path, blocks: dict[str, str]) -> bool:
     """Replace each ``<!-- generated:NAME -->`` ... ``<!-- /generated:NAME -->`` block of ``doc``
     with ``blocks[NAME]``, leaving the hand-written text around them alone. False if no doc."""
@@ -192,7 +208,7 @@ def write_doc(results: Path, doc: Path = DOC) -> bool:
     """Refresh docs/results.md's generated blocks from the results (tables.md must be current)."""
     tables = (results / "tables.md").read_text()
     body = tables.split("\n", 2)[2] if tables.startswith("# ") else tables  # drop tables.md's own title
-    blocks = {"tables": body.replace("## ", "### ")}
+    blocks = {"tables": body.replace("## ", "### "), "status": grid_status(results)}
     if (t := throughput_table()) is not None:
         blocks["throughput"] = t
     return fill_doc(doc, blocks)

@@ -141,3 +141,13 @@ def test_throughput_table_reads_the_speed_results(tmp_path):
     assert "| generation, batch 16 | 40.0 tokens/s | 4.00x |" in text
     assert "| the same, second run (cache warm) | 10.0 s | 50x |" in text
     assert reproduce_tables.throughput_table(tmp_path / "none.json", shared) is None
+
+
+def test_grid_status_lists_what_is_left_per_part(tmp_path):
+    (tmp_path / "cells").mkdir()
+    for name in ("sft_p0.1_m50_s0", "der_p0_m50_s0"):
+        (tmp_path / "cells" / f"{name}.json").write_text("{}")
+    text = reproduce_tables.grid_status(tmp_path)
+    assert "| main | 1 / 13 | safeinstr, ewc," in text
+    assert "| psweep | 1 / 8 | sft p=0, lwf p=0, lisa p=0, sft p=0.2," in text
+    assert "| msweep | 0 / 6 | safeinstr m=150," in text
