@@ -46,6 +46,10 @@ def test_cell_config_sets_data_seed_and_method(tmp_path):
     assert cfg.output_dir == str(tmp_path / "out" / "cells" / "der_p0.2_m150_s1")
     assert cfg.eval.benchmarks == ["advbench", "directharm4", "xstest", "sst2-lisa"]
     assert cfg.eval.judges == ["keyword", "learned"]
+    lisa = reproduce.cell_config(base, reproduce.Cell("main", "lisa", 0.1, 50, 0), sources, tmp_path / "out")
+    # the paper's 100 + 900 split would leave a 125-step run 25 user steps: cycles of 1 + 9 instead
+    assert lisa.train.methods == ["lisa"] and lisa.train.method_args["lisa"] == {"cycle_steps": 10}
+    assert lisa.output_dir == str(tmp_path / "out" / "cells" / "lisa_p0.1_m50_s0")
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
