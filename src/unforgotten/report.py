@@ -563,14 +563,16 @@ def scatter_plot(rows: Iterable[Row | dict[str, Any]], path: str | Path, *, judg
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     colors = [f"C{i % 10}" for i in range(len(points))]
-    for (label, x, y, xerr, yerr), color in zip(points, colors):
+    for i, ((label, x, y, xerr, yerr), color) in enumerate(zip(points, colors)):
         ax.errorbar(
             x, y,
             xerr=[[xerr[0]], [xerr[1]]] if xerr else None,
             yerr=[[yerr[0]], [yerr[1]]] if yerr else None,
             fmt="o", color=color, ecolor=color, elinewidth=1, capsize=3, alpha=0.9,
         )
-        ax.annotate(label, (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8, color=color)
+        # methods often land on the same spot (e.g. several at 0% ASR): stack their labels
+        stack = sum(abs(x - px) < 3 and abs(y - py) < 3 for _, px, py, _, _ in points[:i])
+        ax.annotate(label, (x, y), xytext=(5, 5 + 10 * stack), textcoords="offset points", fontsize=8, color=color)
     if not points:
         ax.text(0.5, 0.5, "no model has both an ASR and a utility number", transform=ax.transAxes,
                 ha="center", va="center", color="0.4")
