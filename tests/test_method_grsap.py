@@ -320,10 +320,42 @@ def test_trains_on_the_mix_without_safety_data(tmp_path):
     assert summary["methods"] == ["grsap"]
 
 
-def test_resume_regenerates_the_same_data(tmp_path):
-    # prepare_data runs again on resume; the loop refuses a checkpoint whose data differs
+def test_resume_gets_the_same_data(tmp_path):
+    # prepare_data runs again on resume (and reuses the synthesis); the loop refuses a checkpoint
+    # whose data differs
     cfg = TrainConfig(lr=1e-2, max_steps=3, batch_size=4, save_every=2, seed=0)
     kw = dict(extraction="instruct", judge="none", n_per_domain=2, **FAST)
     train(_lora(), tiny_tokenizer(), USER, cfg, tmp_path, methods=[GRSAP(**kw)], progress=False)
     res = train(_lora(), tiny_tokenizer(), USER, cfg, tmp_path, methods=[GRSAP(**kw)], resume=True, progress=False)
     assert res.resumed_from == 2
+
+
+def test_a_rerun_with_the_same_settings_and_weights_reuses_the_synthesis(tmp_path, monkeypatch):
+    model = _lora()
+    method = GRSAP(extraction="instruct", judge="none", n_per_domain=4, **FAST)
+    first = method.prepare_data(_ctx(model, tmp_path), USER, None)
+    rows, stats = _read(tmp_path)
+    assert stats["rows_written"] == len(rows) and len(stats["synthesis_key"]) == 64
+
+    calls = []
+    real = GRSAP.synthesize
+    monkeypatch.setattr(GRSAP, "synthesize", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    again = GRSAP(extraction="instruct", judge="none", n_per_domain=4, **FAST)
+    assert again.prepare_data(_ctx(model, tmp_path), USER, None) == first  # a resume: no generation
+    assert calls == [] and again.stats["generated"] == stats["generated"]
+    assert _read(tmp_path) == (rows, stats)
+
+    # any change to what the rows depend on synthesizes anew: a hyperparameter, the seed, the weights
+    GRSAP(extraction="instruct", judge="none", n_per_domain=3, **FAST).prepare_data(_ctx(model, tmp_path), USER, None)
+    assert len(calls) == 1
+    GRSAP(extraction="instruct", judge="none", n_per_domain=3, **FAST).prepare_data(_ctx(model, tmp_path, seed=1), USER, None)
+    assert len(calls) == 2
+    with torch.no_grad():
+        next(p for n, p in model.named_parameters() if "lora" not in n).add_(0.01)
+    GRSAP(extraction="instruct", judge="none", n_per_domain=3, **FAST).prepare_data(_ctx(model, tmp_path, seed=1), USER, None)
+    assert len(calls) == 3
+    # a rows file cut short (a crash between the two writes of an older version) is not trusted
+    lines = (tmp_path / "grsap_synthetic.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "grsap_synthetic.jsonl").write_text("".join(lines[:-1]))
+    GRSAP(extraction="instruct", judge="none", n_per_domain=3, **FAST).prepare_data(_ctx(model, tmp_path, seed=1), USER, None)
+    assert len(calls) == 4

@@ -16,9 +16,12 @@ crafted inputs; the model-facing code only computes the numbers they take.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import math
+import os
 import random
 import sys
 import warnings
@@ -322,6 +325,9 @@ class GRSAP(Method):
     original response if revised, ppl, difficulty, status selected/unused/dropped, reason) and
     ``grsap_stats.json`` (counts per filter, hard/easy, cutoffs) to the output directory.
     Deterministic given the seed and ``batch_size`` (sampled generations depend on the batch).
+    A resumed or repeated run in the same output directory reuses those files instead of
+    generating again when ``synthesis_key`` in the stats matches (a hash of the hyperparameters,
+    counts, seed, chat template and starting weights): synthesis is minutes of sampling on a CPU.
 
     Hyperparameters:
       mix_ratio = 0.1: synthetic pairs per user record. This is the authors' ``--ratio`` under
@@ -474,15 +480,25 @@ class GRSAP(Method):
         n_per_domain = self.n_per_domain or max(1, math.ceil(self.oversample * n_target / len(self.domains)))
         if n_target == 0:
             n_per_domain = 0
+        out_dir = Path(ctx.output_dir)
         with aligned_model(ctx) as model:
-            rows, stats = self.synthesize(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)
+            # synthesis is the slow part (hundreds of sampled generations): a resumed or re-run
+            # fine-tune with the same settings and starting weights reuses what it wrote last time
+            key = self.synthesis_key(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)
+            reused = _read_synthesis(out_dir, key)
+            if reused is not None:
+                rows, stats = reused
+                log.info("grsap: reusing %d synthesized candidates from %s", len(rows), out_dir)
+            else:
+                rows, stats = self.synthesize(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)
         stats["n_user"] = len(user_data)
+        stats["synthesis_key"] = key
         self.stats = stats
         synthetic = [
             make_record(r["request"], r["response"], id=r["id"], source="grsap", category=r["domain"], difficulty=r["difficulty"])
             for r in rows if r["status"] == "selected"
         ]
-        _write(Path(ctx.output_dir), rows, stats)
+        _write(out_dir, rows, stats)
         if len(synthetic) < n_target:
             warnings.warn(
                 f"grsap: only {len(synthetic)} of the {n_target} synthetic safety pairs survived the filters "
@@ -491,6 +507,21 @@ class GRSAP(Method):
         log.info("grsap: %d synthetic pairs (%d hard, %d easy) from %d candidates", len(synthetic),
                  stats["selected_hard"], stats["selected_easy"], stats["generated"])
         return mix_synthetic(list(user_data), synthetic, seed)
+
+    def synthesis_key(self, model, tok, n_target: int, n_per_domain: int, seed: int, max_length: int) -> str:
+        """Everything the synthesized rows depend on: the hyperparameters, the counts, the seed, the
+        chat template and the starting weights (hashed in full: a second or two, against minutes
+        of generation; LoRA weights left out, since synthesis runs with the adapter off)."""
+        h = hashlib.sha256(json.dumps({
+            "grsap": dataclasses.asdict(self), "n_target": n_target, "n_per_domain": n_per_domain, "seed": seed,
+            "max_length": max_length, "chat_template": getattr(tok, "chat_template", None),
+        }, sort_keys=True, default=str).encode())
+        for name, param in sorted(model.state_dict().items()):
+            if "lora_" in name:  # the reference runs with the adapter off: its weights do not matter
+                continue
+            h.update(name.encode())
+            h.update(param.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
 
     def synthesize(self, model, tok, n_target: int, n_per_domain: int, seed: int, max_length: int) -> tuple[list[dict], dict]:
         """Run steps 1-6 with ``model``; returns one row per candidate and the statistics."""
@@ -625,8 +656,28 @@ def _num(x: float) -> float | None:
 
 
 def _write(out_dir: Path, rows: list[dict], stats: dict) -> None:
+    """Rows first, then the stats (which carry ``synthesis_key`` and the row count), each replaced
+    atomically: a stats file that names a key always describes a complete rows file."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "grsap_synthetic.jsonl", "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    (out_dir / "grsap_stats.json").write_text(json.dumps(stats, indent=2))
+    stats = {**stats, "rows_written": len(rows)}
+    for name, text in (("grsap_synthetic.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)),
+                       ("grsap_stats.json", json.dumps(stats, indent=2))):
+        tmp = out_dir / (name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out_dir / name)
+
+
+def _read_synthesis(out_dir: Path, key: str) -> tuple[list[dict], dict] | None:
+    """The rows and stats a previous run wrote with the same ``synthesis_key``, or None."""
+    try:
+        stats = json.loads((out_dir / "grsap_stats.json").read_text())
+        if stats.get("synthesis_key") != key:
+            return None
+        with open(out_dir / "grsap_synthetic.jsonl", encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return None
+    if len(rows) != stats.get("rows_written"):
+        return None
+    stats = {k: v for k, v in stats.items() if k not in ("synthesis_key", "rows_written", "n_user")}
+    return rows, stats
