@@ -19,8 +19,8 @@ grid can be stopped at any time and continued later, in the background:
 
     nohup python benchmarks/reproduce.py --budget-minutes 170 > reproduce.log 2>&1 &
 
-Several workers share one grid (each claims a cell before running it), e.g. one per core, which
-on a 2-core CPU gets more cells per hour than one worker with two threads:
+Several workers share one grid (each claims a cell before running it), e.g. one single-threaded
+worker per core (not benchmarked against one two-thread worker; the GPU-less grid ran this way):
 
     for w in 1 2; do OMP_NUM_THREADS=1 nohup python benchmarks/reproduce.py --budget-minutes 170 > reproduce.$w.log 2>&1 & done
 """
