@@ -39,7 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from unforgotten import api
-    from unforgotten.train import checkpoint
 
     alignment = reproduce.Alignment()
     grid_out = reproduce.ROOT / "runs" / "reproduce" / alignment.tag
@@ -68,16 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     results["aligned"] = {"gsm8k": summary["benchmarks"]["gsm8k"]["result"], "eval_seconds": round(time.perf_counter() - t0, 1)}
     print(f"aligned:  {_fmt(results['aligned']['gsm8k'])}", flush=True)
 
-    t0 = time.perf_counter()
-    ft_dir = Path(cfg.output_dir) / "finetune"
-    ft = api.finetune(cfg, model_source=aligned, resume=checkpoint.latest(ft_dir) is not None, progress=False)
-    t1 = time.perf_counter()
-    adapter = ft.weights_dir if ft.weights_dir.name == "adapter" else None
-    summary = api.evaluate(cfg, model_source=aligned if adapter else str(ft.weights_dir), adapter=adapter,
-                           output_dir=args.out / "eval_sft", label="aligned + sft on GSM8K", progress=False)
+    ft, summary, train_s, eval_s = reproduce.finetune_and_evaluate(cfg, aligned, args.out / "eval_sft",
+                                                                  "aligned + sft on GSM8K")
     results["sft"] = {"gsm8k": summary["benchmarks"]["gsm8k"]["result"], "train_steps": ft.steps,
-                      "final_loss": ft.final_loss, "train_seconds": round(t1 - t0, 1),
-                      "eval_seconds": round(time.perf_counter() - t1, 1)}
+                      "final_loss": ft.final_loss, "train_seconds": train_s, "eval_seconds": eval_s}
     print(f"+ sft:    {_fmt(results['sft']['gsm8k'])}", flush=True)
 
     record = {"n_test": args.n, "n_train": args.n_train, "max_new_tokens": args.max_new_tokens,

@@ -240,24 +240,31 @@ def run_aligned(base, out: Path, results: Path) -> str:
     return aligned
 
 
-def run_cell(base, cell: Cell, sources: dict[str, str], out: Path, aligned: str, results: Path) -> dict[str, Any]:
+def finetune_and_evaluate(cfg, aligned: str, eval_dir: Path, label: str) -> tuple[Any, dict[str, Any], float, float]:
+    """Fine-tune ``cfg`` from ``aligned`` (resuming from the run's last checkpoint, if any) and
+    evaluate the result; returns the training result, the summary and the train / eval seconds."""
     from unforgotten import api
     from unforgotten.train import checkpoint
 
-    cfg = cell_config(base, cell, sources, out)
     ft_dir = Path(cfg.output_dir) / "finetune"
     t0 = time.perf_counter()
     result = api.finetune(cfg, model_source=aligned, resume=checkpoint.latest(ft_dir) is not None, progress=False)
     t1 = time.perf_counter()
     adapter = result.weights_dir if result.weights_dir.name == "adapter" else None
-    label = f"{cell.method} (p={cell.p:g}, m={cell.m}, seed {cell.seed})"
     summary = api.evaluate(cfg, model_source=aligned if adapter else str(result.weights_dir), adapter=adapter,
-                           output_dir=Path(cfg.output_dir) / "eval", label=label, progress=False)
+                           output_dir=eval_dir, label=label, progress=False)
+    return result, summary, round(t1 - t0, 1), round(time.perf_counter() - t1, 1)
+
+
+def run_cell(base, cell: Cell, sources: dict[str, str], out: Path, aligned: str, results: Path) -> dict[str, Any]:
+    cfg = cell_config(base, cell, sources, out)
+    label = f"{cell.method} (p={cell.p:g}, m={cell.m}, seed {cell.seed})"
+    result, summary, train_s, eval_s = finetune_and_evaluate(cfg, aligned, Path(cfg.output_dir) / "eval", label)
     record = {
         "cell": dataclasses.asdict(cell), "label": label,
         "train": {"steps": result.steps, "final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s,
-                  "seconds": round(t1 - t0, 1), "resumed_from": result.resumed_from},
-        "eval_seconds": round(time.perf_counter() - t1, 1),
+                  "seconds": train_s, "resumed_from": result.resumed_from},
+        "eval_seconds": eval_s,
         "summary": summary,
     }
     _save(results / "cells" / f"{cell.name}.json", record)
