@@ -52,6 +52,10 @@ N_USER = 1000
 # result is kept in results/<tag>/excluded/). cycle_steps=10 keeps the paper's 1:9 ratio in
 # cycles of 1 alignment + 9 user steps.
 METHOD_SPECS = {"lisa": "lisa:cycle_steps=10"}
+# Follow-up trials of a main-table result, run after the grid. SafeLoRA's threshold 0.5
+# projected all 210 layers here (median similarity 0.11) and undid the fine-tune; "number" mode
+# (the reference code's default) projects only the 10 least aligned layers.
+TRIAL_SPECS = ["safelora:select=number"]
 SPLIT_SEED = 0
 
 
@@ -111,6 +115,8 @@ def grid(parts: list[str]) -> list[Cell]:
         cells += [Cell("seeds", meth, 0.1, m, 1) for meth in ALL_METHODS]
     if "msweep" in parts:  # Table 3: safety-buffer size
         cells += [Cell("msweep", meth, 0.1, mm, 0) for mm in (150, 250) for meth in BUFFER_METHODS]
+    if "trials" in parts:  # follow-ups of a main-table result, at the main table's setting
+        cells += [Cell("trials", spec, 0.1, m, 0) for spec in TRIAL_SPECS]
     seen, out = set(), []
     for c in cells:
         if c.name not in seen:
@@ -309,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
-    ap.add_argument("--only", default="main,psweep,seeds,msweep", help="grid parts; '' = align and evaluate the aligned model only")
+    ap.add_argument("--only", default="main,psweep,seeds,msweep,trials", help="grid parts; '' = align and evaluate the aligned model only")
     ap.add_argument("--budget-minutes", type=float, default=None, help="start no new cell after this long")
     ap.add_argument("--align-safety-rows", type=int, default=Alignment.safety_rows)
     ap.add_argument("--align-starter-refusals", action=argparse.BooleanOptionalAction, default=Alignment.starter_refusals)

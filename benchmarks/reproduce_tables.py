@@ -178,7 +178,7 @@ def grid_status(results: Path) -> str:
 
     done = {p.stem for p in (results / "cells").glob("*.json")}
     rows = []
-    for part in ("main", "psweep", "seeds", "msweep"):
+    for part in ("main", "psweep", "seeds", "msweep", "trials"):
         cells = grid([part])
         have = [c.name for c in cells if c.name in done]
         label = {"psweep": lambda c: f"{c.method} p={c.p:g}", "msweep": lambda c: f"{c.method} m={c.m}"}.get(

@@ -25,6 +25,10 @@ def test_grid_runs_the_main_table_first_and_has_no_duplicates():
     assert {c.seed for c in cells if c.part == "seeds"} == {1}
     assert {c.m for c in cells if c.part == "msweep"} == {150, 250}
     assert all(c.m == 50 for c in cells if c.part != "msweep")  # 5% of n = 1000
+    # follow-up trials come after everything the issue asks for
+    with_trials = reproduce.grid(["main", "psweep", "seeds", "msweep", "trials"])
+    assert with_trials[:len(cells)] == cells
+    assert [c.method for c in with_trials[len(cells):]] == reproduce.TRIAL_SPECS
 
 
 def test_alignment_settings_name_their_results_and_data():
@@ -50,6 +54,10 @@ def test_cell_config_sets_data_seed_and_method(tmp_path):
     # the paper's 100 + 900 split would leave a 125-step run 25 user steps: cycles of 1 + 9 instead
     assert lisa.train.methods == ["lisa"] and lisa.train.method_args["lisa"] == {"cycle_steps": 10}
     assert lisa.output_dir == str(tmp_path / "out" / "cells" / "lisa_p0.1_m50_s0")
+    trial = reproduce.cell_config(base, reproduce.Cell("trials", "safelora:select=number", 0.1, 50, 0), sources,
+                                  tmp_path / "out")
+    assert trial.train.methods == ["safelora"] and trial.train.method_args["safelora"] == {"select": "number"}
+    assert trial.output_dir == str(tmp_path / "out" / "cells" / "safelora-selectnumber_p0.1_m50_s0")
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
