@@ -56,6 +56,7 @@ METHOD_SPECS = {"lisa": "lisa:cycle_steps=10"}
 # projected all 210 layers here (median similarity 0.11) and undid the fine-tune; "number" mode
 # (the reference code's default) projects only the 10 least aligned layers.
 TRIAL_SPECS = ["safelora:select=number"]
+PARTS = ("main", "psweep", "seeds", "msweep", "trials")  # the grid's parts, in run order
 SPLIT_SEED = 0
 
 
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
-    ap.add_argument("--only", default="main,psweep,seeds,msweep,trials", help="grid parts; '' = align and evaluate the aligned model only")
+    ap.add_argument("--only", default=",".join(PARTS), help="grid parts; '' = align and evaluate the aligned model only")
     ap.add_argument("--budget-minutes", type=float, default=None, help="start no new cell after this long")
     ap.add_argument("--align-safety-rows", type=int, default=Alignment.safety_rows)
     ap.add_argument("--align-starter-refusals", action=argparse.BooleanOptionalAction, default=Alignment.starter_refusals)

@@ -174,11 +174,11 @@ def throughput_table(speed: Path = BENCH_RESULTS / "generation_speed.json",
 
 def grid_status(results: Path) -> str:
     """Which of the grid's cells have results, per part of the grid."""
-    from reproduce import grid
+    from reproduce import PARTS, grid
 
     done = {p.stem for p in (results / "cells").glob("*.json")}
     rows = []
-    for part in ("main", "psweep", "seeds", "msweep", "trials"):
+    for part in PARTS:
         cells = grid([part])
         have = [c.name for c in cells if c.name in done]
         label = {"psweep": lambda c: f"{c.method} p={c.p:g}", "msweep": lambda c: f"{c.method} m={c.m}"}.get(
