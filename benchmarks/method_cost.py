@@ -10,6 +10,10 @@ timed steps (the first step is dropped as warm-up), the ratio to SFT, the peak R
 for DER the replay buffer's bytes per safety example.
 
     python benchmarks/method_cost.py [--steps 4] [--methods sft,der,der:storage=exact,...]
+        [--set model.source=DIR ...]
+
+On a GPU machine the methods train there (accelerate places the model); each row then also
+reports the GPU's peak allocated memory, and ``device`` names the GPU.
 
 Writes benchmarks/results/method_cost.json (``--save``); its last printed line is the same JSON.
 """
@@ -26,7 +30,7 @@ import time
 from pathlib import Path
 
 
-def one(name: str, steps: int, out: Path) -> dict:
+def one(name: str, steps: int, out: Path, overrides: list[str]) -> dict:
     """Run one method (in this process) and return its measurements."""
     import resource
 
@@ -41,7 +45,7 @@ def one(name: str, steps: int, out: Path) -> dict:
     torch.manual_seed(0)
     cfg = load_config(api.demo_config_path(), [
         f"train.max_steps={steps + 1}", "train.batch_size=4", "train.save_every=0", "data.n=64",
-        "data.safety_size=32", "train.log_every=1",
+        "data.safety_size=32", "train.log_every=1", *overrides,
     ])
     source = str(api.align(cfg, progress=False))
     records, _ = api.user_data(cfg)
@@ -69,6 +73,9 @@ def one(name: str, steps: int, out: Path) -> dict:
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "final_loss": res.final_loss,
     }
+    if torch.cuda.is_available():  # RSS is the host's; what limits a GPU run is the device's memory
+        row["device"] = torch.cuda.get_device_name()
+        row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     for m in methods:
         if hasattr(m, "buffer_bytes"):
             row["der_buffer_bytes_per_example"] = round(m.buffer_bytes() / max(len(safety or []), 1))
@@ -79,6 +86,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=4, help="timed optimizer steps per method")
     ap.add_argument("--methods", default=None, help="comma-separated (default: every registered method)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for every method's run, e.g. model.source=DIR (repeatable)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default="/tmp/unforgotten-method-cost")
     ap.add_argument("--save", default=str(Path(__file__).resolve().parent / "results" / "method_cost.json"),
@@ -86,7 +95,7 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out)
     if a.one:
-        print("RESULT " + json.dumps(one(a.one, a.steps, out)), flush=True)
+        print("RESULT " + json.dumps(one(a.one, a.steps, out, a.set)), flush=True)
         return
     from unforgotten.methods import METHODS
 
@@ -94,7 +103,8 @@ def main() -> None:
     order = ["sft"] + [n for n in names if n != "sft"] + ["sft"]
     rows = []
     for name in order:
-        proc = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(a.steps), "--out", str(out)],
+        sets = [arg for kv in a.set for arg in ("--set", kv)]
+        proc = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(a.steps), "--out", str(out), *sets],
                               capture_output=True, text=True, env={**os.environ})
         line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
         if line is None:
@@ -103,18 +113,21 @@ def main() -> None:
             continue
         row = json.loads(line[len("RESULT "):])
         rows.append(row)
-        print(f"{name:12s} step {row['step_s']:.2f}s  setup {row['setup_s']:.1f}s  peak {row['peak_rss_mib']:.0f} MiB", flush=True)
+        gpu = f"  GPU peak {row['peak_gpu_mib']:.0f} MiB" if "peak_gpu_mib" in row else ""
+        print(f"{name:12s} step {row['step_s']:.3f}s  setup {row['setup_s']:.1f}s  peak {row['peak_rss_mib']:.0f} MiB{gpu}", flush=True)
     sft = [r["step_s"] for r in rows if r["method"] == "sft" and "step_s" in r]
     base = statistics.mean(sft)
-    print(f"\nsft step time: {', '.join(f'{s:.2f}' for s in sft)} s (first, last run); ratios use their mean {base:.2f} s\n")
-    print("| method | step time / sft | setup (s) | peak RSS (MiB) | extra |")
-    print("|---|---|---|---|---|")
+    print(f"\nsft step time: {', '.join(f'{s:.3f}' for s in sft)} s (first, last run); ratios use their mean {base:.3f} s\n")
+    gpu = any("peak_gpu_mib" in r for r in rows)
+    print("| method | step time / sft | setup (s) | peak RSS (MiB) |" + (" peak GPU (MiB) |" if gpu else "") + " extra |")
+    print("|---|---|---|---|" + ("---|" if gpu else "") + "---|")
     for r in rows[1:-1] if len(rows) > 2 else rows:
         if "error" in r:
-            print(f"| {r['method']} | failed | | | {r['error'][:60]} |")
+            print(f"| {r['method']} | failed | | |" + (" |" if gpu else "") + f" {r['error'][:60]} |")
             continue
         extra = f"DER buffer {r['der_buffer_bytes_per_example'] / 1024:.0f} KiB/example" if "der_buffer_bytes_per_example" in r else ""
-        print(f"| {r['method']} | {r['step_s'] / base:.2f} | {r['setup_s']:.1f} | {r['peak_rss_mib']:.0f} | {extra} |")
+        gpu_cell = f" {r.get('peak_gpu_mib', 0):.0f} |" if gpu else ""
+        print(f"| {r['method']} | {r['step_s'] / base:.2f} | {r['setup_s']:.1f} | {r['peak_rss_mib']:.0f} |{gpu_cell} {extra} |")
     result = {"sft_step_s": sft, "rows": rows}
     Path(a.save).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))

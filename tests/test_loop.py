@@ -59,11 +59,32 @@ def test_saved_adapter_loads_with_plain_peft(tmp_path):
     reloaded = PeftModel.from_pretrained(tiny_model(), str(tmp_path / "adapter"))
     ids = torch.tensor([[2, 5, 6, 7]])
     model.eval()
-    assert torch.allclose(model(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-6)
+    assert torch.allclose(model(input_ids=ids.to(model.device)).logits.cpu(), reloaded(input_ids=ids).logits, atol=1e-6)
 
 
 class _Crash(RuntimeError):
     pass
+
+
+def test_a_checkpoint_carries_the_cuda_generators(tmp_path, monkeypatch):
+    """Dropout on a GPU draws from the CUDA generators: a resume there is exact only if they are
+    saved and restored too. This machine has no GPU, so torch.cuda's RNG calls are stood in for."""
+    saved_state = [torch.tensor([1, 2, 3], dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: saved_state)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    model = _lora_model()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    path = checkpoint.save(tmp_path, 3, model, opt, sched, [], fingerprint="f")
+    checkpoint.load(path, model, opt, sched, [])
+    assert len(restored) == 1 and torch.equal(restored[0][0], saved_state[0])
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # another machine: leave its generators alone
+    checkpoint.load(path, model, opt, sched, [])
+    assert len(restored) == 1
 
 
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
@@ -188,7 +209,7 @@ def test_full_finetune_saves_a_loadable_model(tmp_path):
     w = load_file(str(res.weights_dir / "model.safetensors"))
     assert w  # real weights on disk
     ids = torch.tensor([[2, 5, 6]])
-    assert torch.allclose(model(input_ids=ids).logits, again(input_ids=ids).logits, atol=1e-5)
+    assert torch.allclose(model(input_ids=ids.to(model.device)).logits.cpu(), again(input_ids=ids).logits, atol=1e-5)
 
 
 class _Alternate(Method):

@@ -180,7 +180,7 @@ def test_ewc_pulls_important_weights_towards_the_anchor(tmp_path):
         ewc = EWC(lam=lam)
         train(model, tok, USER, _cfg(), tmp_path / str(lam), methods=[ewc], safety_data=SAFETY, progress=False)
         w = _trainable(model)
-        dist[lam] = sum(float((ewc.fisher[n] * (w[n] - start[n]) ** 2).sum()) for n in w)
+        dist[lam] = sum(float((ewc.fisher[n].cpu() * (w[n] - start[n]) ** 2).sum()) for n in w)
     assert dist[100.0] < 0.2 * dist[0.0]
 
 

@@ -92,7 +92,7 @@ class _UserWeights(Method):
     def finalize(self, ctx):
         m = copy.deepcopy(ctx.model)
         m = m.merge_and_unload() if is_peft(m) else m
-        self.weights = {n: t.detach().clone() for n, t in m.state_dict().items()}
+        self.weights = {n: t.detach().cpu().clone() for n, t in m.state_dict().items()}
 
 
 def _check_merge(res, base_dir, aligned, user, lam):
@@ -100,7 +100,7 @@ def _check_merge(res, base_dir, aligned, user, lam):
 
     base = AutoModelForCausalLM.from_pretrained(base_dir).state_dict()
     assert res.weights_dir.name == "model" and not is_peft(res.model)
-    final = res.model.state_dict()
+    final = {n: t.cpu() for n, t in res.model.state_dict().items()}  # wherever training left the model
     assert final.keys() == user.keys()
     for n in final:
         expected = base[n] + lam * max_magnitude(aligned[n] - base[n], user[n] - base[n])

@@ -204,7 +204,7 @@ class _LoraSnapshot(Method):
     name = "lora_snapshot"
 
     def finalize(self, ctx):
-        self.weights = {n: p.detach().clone() for n, p in ctx.model.named_parameters() if "lora_" in n}
+        self.weights = {n: p.detach().cpu().clone() for n, p in ctx.model.named_parameters() if "lora_" in n}
 
 
 def _run(tmp_path, base_dir, methods, **kw):
@@ -226,7 +226,7 @@ def test_end_to_end_projects_the_lowest_layer_and_records_it(base_dir, tmp_path)
     assert [r["name"] for r in layers if r["projected"]] == [lowest["name"]]
     base = AutoModelForCausalLM.from_pretrained(base_dir).state_dict()
     aligned = aligned_model().state_dict()
-    final = {n: p.detach() for n, p in res.model.named_parameters() if "lora_" in n}
+    final = {n: p.detach().cpu() for n, p in res.model.named_parameters() if "lora_" in n}
     for r in layers:
         prefix = "base_model.model." + r["name"][: -len(".weight")]
         b, a = trained[f"{prefix}.lora_B.default.weight"], trained[f"{prefix}.lora_A.default.weight"]

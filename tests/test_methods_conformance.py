@@ -34,7 +34,7 @@ def lora(model):
 
 
 def _snapshot(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters()}
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -47,13 +47,13 @@ def test_method_conformance(name, base_dir, tmp_path):
     res = train(model, tok, USER, cfg, tmp_path, methods=methods, safety_data=SAFETY, base_source=str(base_dir), progress=False)
     assert all(math.isfinite(r["loss"]) for r in res.log), res.log
     model = res.model
-    after = {n: p.detach() for n, p in model.named_parameters()}
+    after = _snapshot(model)
     changed = any(not torch.equal(before[n], after[n]) for n in before if n in after) or before.keys() != after.keys()
     assert changed, f"{name} left every weight unchanged"
     # saved weights reload with plain peft / transformers to the same function
     ids = torch.tensor([[2, 5, 6, 7, 8]])
     model.eval()
-    expected = model(input_ids=ids).logits
+    expected = model(input_ids=ids.to(model.device)).logits.cpu()  # the model is where training left it
     reloaded = _reload(res.weights_dir)
     torch.testing.assert_close(reloaded(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)
     summary = json.loads((tmp_path / "train_summary.json").read_text())

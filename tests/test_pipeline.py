@@ -138,6 +138,32 @@ def test_load_for_eval_rejects_a_non_adapter_dir(tmp_path):
         api.load_for_eval(str(tmp_path), adapter=tmp_path)
 
 
+def test_load_for_eval_puts_the_model_on_the_inference_device(setup, monkeypatch):
+    # Loaded models start on the CPU; a GPU machine must not evaluate there. "meta" stands in for
+    # the GPU, which this machine lacks: the move is what is checked.
+    import torch
+
+    from unforgotten import models
+
+    _, tmp = setup
+    monkeypatch.setattr(models, "inference_device", lambda: torch.device("meta"))
+    model, _ = api.load_for_eval(str(tmp / "tiny-model"))
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    assert not model.training
+
+
+def test_inference_device_prefers_a_visible_gpu(monkeypatch):
+    import torch
+
+    from unforgotten.models import inference_device
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert inference_device().type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert inference_device().type == "cuda"
+
+
 def test_compare_runs_each_method_on_the_same_data(setup):
     path, tmp = setup
     cfg = load_config(path, ["compare=[sft, sft+safeinstr]"])

@@ -86,5 +86,6 @@ def tiny_lora(seed: int = 0):
 
 
 def trainable_snapshot(model) -> dict[str, torch.Tensor]:
-    """Copies of the trainable parameters, to compare weights before/after or across runs."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    """CPU copies of the trainable parameters, to compare weights before/after or across runs
+    (on the CPU, so the comparison holds wherever accelerate put the model)."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}

@@ -158,7 +158,7 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
 
 
 def load_for_eval(source: str, adapter: str | Path | None = None, dtype: str = "float32"):
-    from .models import load_model
+    from .models import inference_device, load_model
 
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise UserInputError(f"{adapter} is not a peft adapter directory (no adapter_config.json)")
@@ -167,6 +167,7 @@ def load_for_eval(source: str, adapter: str | Path | None = None, dtype: str = "
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter))
+    model.to(inference_device())
     model.eval()
     return model, tok
 

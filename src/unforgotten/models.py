@@ -55,6 +55,17 @@ class LoraSettings:
 # --------------------------------------------------------------------------- sources
 
 
+def inference_device() -> torch.device:
+    """Where evaluation generates: the GPU when one is visible (training's accelerate picks it the
+    same way), else the CPU. Loaded models start on the CPU, so without this a GPU machine would
+    evaluate on its CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
 def resolve_source(source: str | os.PathLike | None) -> tuple[str, str]:
     """Return ``(kind, location)`` with kind in {"gguf", "hf_dir", "hub"}."""
     s = str(source) if source is not None else "embedded"

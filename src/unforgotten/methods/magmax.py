@@ -127,7 +127,7 @@ class MagMax(Method):
         targets = _float_tensors(plain)
         user = {n: t.detach() for n, t in targets.items()}
         _check_names(base, aligned, user)
-        if all(torch.equal(base[n], aligned[n]) for n in user):
+        if all(torch.equal(base[n], aligned[n].to(base[n].device)) for n in user):  # base loads on the CPU
             warnings.warn(
                 "magmax: the aligned weights equal the pre-alignment base (no alignment task vector); "
                 "the merge reduces to base + lam * (W_user - base)", stacklevel=2,

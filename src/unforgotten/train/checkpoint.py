@@ -50,6 +50,8 @@ def save(output_dir: Path, step: int, model, optimizer, scheduler, methods: list
                 "torch": torch.get_rng_state(),
                 "python": random.getstate(),
                 "numpy": np.random.get_state(),
+                # dropout on a GPU draws from the CUDA generators, not the CPU one
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             },
         },
         tmp / "training_state.pt",
@@ -84,4 +86,7 @@ def load(path: Path, model, optimizer, scheduler, methods: list) -> dict[str, An
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])
     np.random.set_state(state["rng"]["numpy"])
+    cuda = state["rng"].get("cuda")  # absent in checkpoints written before it was saved
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
     return meta
