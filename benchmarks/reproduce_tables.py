@@ -100,12 +100,13 @@ def write_tables(results: Path = RESULTS, cost: Path | None = None) -> str:
     out += ["## Table 2: poison ratio sweep (mean ASR of AdvBench + DirectHarm4, keyword judge / SST-2 acc)\n",
             _table(["method"] + [f"p = {p:g}" for p in ps], rows)]
 
-    # Table 3: m sweep
+    # Table 3: m sweep; over-refusal too, since more safety data is expected to cost it
     ms = (50, 150, 250)
-    rows = [[meth] + [f"{_fmt([_asr(s, 'keyword') for s in by.get((meth, 0.1, m), [])])} / "
-                      f"{_fmt([_metric(s, 'sst2-lisa') for s in by.get((meth, 0.1, m), [])])}" for m in ms]
+    rows = [[meth] + [" / ".join(_fmt([f(s) for s in by.get((meth, 0.1, m), [])]) for f in (
+                lambda s: _asr(s, "keyword"), lambda s: _metric(s, "sst2-lisa"), lambda s: _metric(s, "xstest", "keyword")))
+                      for m in ms]
             for meth in ("safeinstr", "der", "lisa") if any(by.get((meth, 0.1, m)) for m in ms)]
-    out += ["## Table 3: safety-buffer size m (p = 0.1; ASR keyword / SST-2 acc)\n",
+    out += ["## Table 3: safety-buffer size m (p = 0.1; ASR keyword / SST-2 acc / XSTest over-refusal keyword)\n",
             _table(["method"] + [f"m = {m}" for m in ms], rows)]
 
     # Table 4: over-refusal

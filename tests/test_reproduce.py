@@ -98,6 +98,7 @@ def test_tables_average_seeds_and_show_missing_cells(tmp_path):
     assert "| sft | 70.0 ±10.0 | 70.0 ±10.0 | 35.0 ±5.0 | 35.0 ±5.0 | 90.0 ±0.0 | 2 |" in text
     assert text.index("| sft | 70.0") < text.index("| der | 20.0")  # grid order, not file order
     assert "| sft | — / — | 70.0 ±10.0 / 90.0 ±0.0 | — / — |" in text  # p sweep: only p = 0.1 exists
+    assert "| der | 20.0 / 90.0 / 5.0 | — / — / — | — / — / — |" in text  # m sweep: ASR / acc / over-refusal
     # cost: step time over the mean of the bracketing sft runs (1.1 s); both sft runs shown
     assert "| der | 2.20 | 2.00 | 4.0 | 2500 | 2.0 KiB |" in text
     assert "| sft (first run) | 1.00 | 0.91 |" in text and "| sft (last run) | 1.20 | 1.09 |" in text
