@@ -102,8 +102,8 @@ def main() -> None:
     names = a.methods.split(",") if a.methods else [n for n in METHODS.names() if n != "sft"]
     order = ["sft"] + [n for n in names if n != "sft"] + ["sft"]
     rows = []
+    sets = [arg for kv in a.set for arg in ("--set", kv)]  # passed on to every method's subprocess
     for name in order:
-        sets = [arg for kv in a.set for arg in ("--set", kv)]
         proc = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(a.steps), "--out", str(out), *sets],
                               capture_output=True, text=True, env={**os.environ})
         line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
