@@ -127,8 +127,12 @@ def safety_buffer(cfg: RunConfig) -> list[Record] | None:
 # --------------------------------------------------------------------------- finetune
 
 
-def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = False, progress: bool = True):
-    """Fine-tune the aligned model on the user's data with ``cfg.train.methods``."""
+def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = False, progress: bool = True,
+             on_step=None):
+    """Fine-tune the aligned model on the user's data with ``cfg.train.methods``.
+
+    ``on_step(ctx)`` runs after every optimizer step (the service reports progress through it and
+    sets ``ctx.stop_requested`` to pause or cancel a job; see ``train.loop.train``)."""
     from .models import apply_lora, load_model
     from .train.loop import train
 
@@ -151,6 +155,7 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
     return train(
         model, tok, records, cfg.train, out, methods=methods, safety_data=safety,
         base_source=cfg.model.base or (cfg.model.source if cfg.align.enabled else None), resume=resume, progress=progress,
+        on_step=on_step,
     )
 
 
