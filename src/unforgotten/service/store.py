@@ -353,6 +353,12 @@ class Store:
             s.add(EventRow(id=new_id("ftevent"), job_id=job_id, created_at=now(), level=level, type=type,
                            message=message, data=data))
 
+    def metric_steps(self, job_id: str) -> set[int]:
+        """Steps that have a metrics event."""
+        with self.session() as s:
+            return {int(d["step"]) for d in s.scalars(select(EventRow.data).where(EventRow.job_id == job_id,
+                                                                                 EventRow.type == "metrics")) if d}
+
     def add_checkpoint(self, job_id: str, step: int, metrics: dict[str, Any]) -> None:
         with self.session() as s:
             if s.scalar(select(CheckpointRow).where(CheckpointRow.job_id == job_id, CheckpointRow.step_number == step)):

@@ -167,7 +167,9 @@ class Worker:
         if done:
             msg = "Training had finished before the last worker stopped; running the safety gate"
         elif resume_from is not None:
-            msg = f"Resuming fine-tuning from checkpoint at step {json.loads((resume_from / 'state.json').read_text())['step']}"
+            step = json.loads((resume_from / "state.json").read_text())["step"]
+            self._backfill(job, ft_dir, step)
+            msg = f"Resuming fine-tuning from checkpoint at step {step}"
         else:
             msg = f"Fine-tuning started ({'+'.join(cfg.train.methods)}, {n_records} rows)"
         self._set(job, status=RUNNING, message=msg, pause_requested=False)
@@ -182,12 +184,8 @@ class Worker:
                 rec = ctx.last_record
                 per_step = (step_times[-1] - step_times[0]) / (len(step_times) - 1) if len(step_times) > 1 else None
                 eta = int(time.time() + per_step * (ctx.total_steps - ctx.step)) if per_step else None
-                data = {"step": ctx.step, "total_steps": ctx.total_steps, "train_loss": rec.get("loss"),
-                        "learning_rate": rec.get("lr"), "tokens": rec.get("tokens"), "grad_norm": rec.get("grad_norm")}
                 if not self.store.update_job(job.id, self.name, step=ctx.step, total_steps=ctx.total_steps,
-                                             estimated_finish=eta, event={
-                                                 "type": "metrics", "data": data,
-                                                 "message": f"Step {ctx.step}/{ctx.total_steps}: training loss={rec.get('loss', float('nan')):.4f}"}):
+                                             estimated_finish=eta, event=self._step_event(ctx.step, ctx.total_steps, rec)):
                     raise LeaseLost
                 stopping = hb.cancel or hb.pause
                 every = cfg.train.save_every
@@ -195,6 +193,11 @@ class Worker:
                     self.store.add_checkpoint(job.id, ctx.step, {"step": ctx.step, "train_loss": rec.get("loss")})
                 ctx.stop_requested = stopping
 
+            # A worker runs many jobs in one process: seed the adapter's initialisation with the job's
+            # seed so a job's result depends on the job alone, not on what ran before it.
+            from accelerate.utils import set_seed
+
+            set_seed(job.seed)
             try:
                 api.finetune(cfg, model_source=source, resume=resume_from is not None, progress=False, on_step=on_step)
             except TrainingStopped as e:
@@ -236,6 +239,26 @@ class Worker:
                   release=True, message=f"The job has successfully completed; model {model_id} published")
 
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _step_event(ctx_step: int, total: int | None, rec: dict[str, Any]) -> dict[str, Any]:
+        data = {"step": ctx_step, "total_steps": total, "train_loss": rec.get("loss"), "learning_rate": rec.get("lr"),
+                "tokens": rec.get("tokens"), "grad_norm": rec.get("grad_norm")}
+        return {"type": "metrics", "data": data,
+                "message": f"Step {ctx_step}/{total}: training loss={rec.get('loss', float('nan')):.4f}"}
+
+    def _backfill(self, job: JobRow, ft_dir: Path, upto: int) -> None:
+        """A worker killed after a checkpoint but before reporting its step: report it from the
+        training log, so the job's events still list every step once."""
+        seen = self.store.metric_steps(job.id)
+        log_path = ft_dir / "train_log.jsonl"
+        recs = [json.loads(x) for x in log_path.read_text().splitlines()] if log_path.is_file() else []
+        for rec in recs:
+            if rec["step"] <= upto and rec["step"] not in seen:
+                self.store.update_job(job.id, self.name, event=self._step_event(rec["step"], job.total_steps, rec))
+                seen.add(rec["step"])
+        self.store.add_checkpoint(job.id, upto, {"step": upto, "train_loss": next(
+            (r["loss"] for r in reversed(recs) if r["step"] == upto), None)})
+
     def _source(self, model_id: str) -> str:
         if model_id not in self._sources:
             from .. import api
