@@ -73,7 +73,8 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
     from .train import checkpoint
 
     # an interrupted alignment picks up where it stopped
-    train(model, tok, records, a.train, work, resume=checkpoint.latest(work) is not None, progress=progress)
+    methods = build_methods(a.train.methods, a.train.method_args)
+    train(model, tok, records, a.train, work, methods=methods, resume=checkpoint.latest(work) is not None, progress=progress)
     merged = model.merge_and_unload()
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
