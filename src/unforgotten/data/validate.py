@@ -9,6 +9,7 @@ a file without reading our code. Checks collect all problems rather than stoppin
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from typing import Any
 
@@ -50,6 +51,9 @@ def validate_records(
     return problems
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _record_problems(rec: Any, require_response: bool | None) -> list[str]:
     if not isinstance(rec, dict):
         return [f"expected a record object, got {type_name(rec)}"]
@@ -87,6 +91,9 @@ def _record_problems(rec: Any, require_response: bool | None) -> list[str]:
             out.append(f'field "{f}.content" must be a string, got {type_name(m["content"])}')
         elif not m["content"].strip():
             out.append(f'field "{f}.content" is empty')
+        elif _SURROGATE.search(m["content"]):  # JSON "\ud800" decodes to one; no tokenizer can encode it
+            at = _SURROGATE.search(m["content"]).start()
+            out.append(f'field "{f}.content": a lone UTF-16 surrogate at character {at} (not valid Unicode text)')
     if None not in roles:  # order only makes sense once every role is known
         out.extend(_order_problems(roles, require_response))
     return out
