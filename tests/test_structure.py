@@ -16,16 +16,11 @@ import functools
 import sys
 from pathlib import Path
 
-import pytest
-
 from unforgotten.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 MAX_LINES = 600
-# eval/sandbox.py is being split into an eval/sandbox/ package for the reliability issue (another
-# branch rewrites it); until that lands, this one file is exempt. Remove the entry once it is split.
-TOO_LONG_FOR_NOW = {"unforgotten/eval/sandbox.py"}
 
 
 # --------------------------------------------------------------------------- the import walk
@@ -185,14 +180,5 @@ def test_the_cli_goes_through_api():
 def test_no_source_file_is_over_600_lines():
     lengths = {p.relative_to(SRC).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
                for p in (SRC / "unforgotten").rglob("*.py")}
-    too_long = {f: n for f, n in lengths.items() if n > MAX_LINES and f not in TOO_LONG_FOR_NOW}
+    too_long = {f: n for f, n in lengths.items() if n > MAX_LINES}
     assert too_long == {}, f"split these files (one job each): {too_long}"
-
-
-@pytest.mark.parametrize("name", sorted(TOO_LONG_FOR_NOW))
-def test_every_exemption_is_still_needed(name):
-    path = SRC / name
-    if not path.is_file():
-        pytest.skip(f"{name} is split: remove it from TOO_LONG_FOR_NOW")
-    assert len(path.read_text(encoding="utf-8").splitlines()) > MAX_LINES, \
-        f"{name} is split or short now: remove it from TOO_LONG_FOR_NOW"
