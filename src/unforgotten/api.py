@@ -24,7 +24,7 @@ from typing import Any
 
 from rich.console import Console
 
-from .config import RunConfig, save_config, to_dict
+from .config import RunConfig, save_config, to_dict, variants
 from .data import load_records, make_poisoned, premixed, sample_buffer, write_manifest
 from .data.schema import Record
 from .errors import UserInputError
@@ -324,33 +324,6 @@ def _evaluate_vllm(cfg: RunConfig, source: str, adapter: str | Path | None, out:
 
 
 # --------------------------------------------------------------------------- run / demo
-
-
-def variants(cfg: RunConfig) -> list[RunConfig]:
-    """One config per method (or composition) to compare, each with its own output directory."""
-    import dataclasses
-
-    if not cfg.compare:
-        return [cfg]
-    import yaml
-
-    out = []
-    for spec in cfg.compare:
-        # "ewc+safelora", "der:storage=exact;k=64": methods joined by '+', arguments after ':'
-        methods, args = [], {}
-        for part in spec.split("+"):
-            name, _, kv = part.strip().partition(":")
-            methods.append(name)
-            args[name] = dict(cfg.train.method_args.get(name, {}))
-            for item in filter(None, kv.split(";")):
-                key, eq, value = item.partition("=")
-                if not eq:
-                    raise UserInputError(f"compare entry {spec!r}: method arguments look like name:key=value;key=value")
-                args[name][key.strip()] = yaml.safe_load(value)
-        train = dataclasses.replace(cfg.train, methods=methods, method_args={k: v for k, v in args.items() if v})
-        slug = spec.replace("+", "_").replace(":", "-").replace(";", "-").replace("=", "")
-        out.append(dataclasses.replace(cfg, name=spec, train=train, output_dir=str(Path(cfg.output_dir) / slug), compare=[]))
-    return out
 
 
 def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, progress: bool = True) -> list[tuple[str, dict[str, Any]]]:
