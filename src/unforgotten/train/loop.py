@@ -124,6 +124,7 @@ def train(
 
     ``methods``: the hooks to run, built by the caller (``methods.build_methods(cfg.methods,
     cfg.method_args)``); None = plain SFT, which has no hooks.
+
     ``on_start`` runs once every check has passed (a resumed checkpoint's settings included),
     right before the first step: the caller writes its own records there, so a refused run
     changes nothing on disk.
