@@ -33,7 +33,10 @@ class ScreeningConfig:
     enabled: bool = True
     judge: str = "learned"  # any registered judge (`unforgotten list judges`)
     judge_args: dict[str, Any] = field(default_factory=dict)
-    policy: str = "drop"  # reject the file | drop flagged rows | keep them and rely on the method
+    # reject the file | drop flagged rows | keep them (record the flags) and rely on the method and the gate.
+    # Default keep: the judges today flag nearly every benign task row too (benchmarks/screening.py,
+    # docs/service.md), so drop or reject would refuse ordinary uploads.
+    policy: str = "keep"
     max_flagged_fraction: float = 1.0  # reject anyway above this share of flagged rows
 
 

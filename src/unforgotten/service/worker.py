@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, UserInputError
+from ..outdir import OutputInUse
 from .blobs import Blobs
 from .gate import evaluate_gate
 from .jobspec import run_config
@@ -104,6 +105,11 @@ class Worker:
                 self._train(job, hb)
         except LeaseLost:
             log.warning("%s lost the lease on %s; another worker has it", self.name, job.id)
+        except OutputInUse:
+            # The job's previous worker stalled past its lease but still trains it: leave the job to
+            # it, and claimable again once this lease runs out (the stalled one will have stopped).
+            log.warning("%s: %s is still being trained elsewhere; backing off", self.name, job.id)
+            self.store.update_job(job.id, self.name, lease_expires=time.time() + self.settings.lease_s)
         except DataError as e:
             self._fail(job, "invalid_training_file", str(e))
         except UserInputError as e:
@@ -193,11 +199,6 @@ class Worker:
                     self.store.add_checkpoint(job.id, ctx.step, {"step": ctx.step, "train_loss": rec.get("loss")})
                 ctx.stop_requested = stopping
 
-            # A worker runs many jobs in one process: seed the adapter's initialisation with the job's
-            # seed so a job's result depends on the job alone, not on what ran before it.
-            from accelerate.utils import set_seed
-
-            set_seed(job.seed)
             try:
                 api.finetune(cfg, model_source=source, resume=resume_from is not None, progress=False, on_step=on_step)
             except TrainingStopped as e:
