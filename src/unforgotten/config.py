@@ -227,12 +227,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data: dict[str, Any] = to_dict(RunConfig())
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"{p} is a directory; give the config file (YAML) inside it")
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        except (OSError, UnicodeDecodeError, RecursionError) as e:
+            raise ConfigError(f"{p}: cannot read it as a YAML config ({type(e).__name__}: {e})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
         _merge(data, loaded)

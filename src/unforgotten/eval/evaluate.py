@@ -96,7 +96,9 @@ def _scored(bset: BenchmarkSet, responses: list[str], cfg: EvalConfig) -> tuple[
 
         flags, results = pass_at_1(records, responses, workers=cfg.code_workers, timeout_s=cfg.code_timeout_s)
         rows = [
-            {"id": r.get("id"), "response": s, "status": res.status, "passed": f, "stderr": res.stderr_tail}
+            {"id": r.get("id"), "response": s, "status": res.status, "passed": f,
+             # one bounded, scrubbed line: whatever the code read must not land in the results
+             "error": res.error_line}
             for r, s, f, res in zip(records, responses, flags, results)
         ]
         return {"result": rate_with_ci(flags, none_counts_as=False)}, rows

@@ -30,11 +30,13 @@ is reused across upgrades. Clear ``cache_dir()/generations`` after an upgrade yo
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import json
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +84,26 @@ def _load_memo() -> dict[str, Any]:
         return {}  # missing or damaged memo: it is only a speed-up, start again
 
 
+_MEMO_WARNED = False
+
+
 def _save_memo(memo: dict[str, Any]) -> None:
-    path = _memo_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(memo, sort_keys=True))
-    os.replace(tmp, path)  # atomic: a reader sees the old memo or the new one, never half of one
+    """Only a speed-up: when the cache cannot be written (read-only, full), warn once and go on."""
+    global _MEMO_WARNED
+    tmp = None
+    try:
+        path = _memo_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(memo, sort_keys=True))
+        os.replace(tmp, path)  # atomic: a reader sees the old memo or the new one, never half of one
+    except OSError as e:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if not _MEMO_WARNED:
+            _MEMO_WARNED = True
+            warnings.warn(f"fingerprint memo not saved ({e}); files are hashed in full each time", stacklevel=2)
 
 
 def _sha256_file(path: Path) -> str:

@@ -438,15 +438,13 @@ class GRSAP(Method):
     # ---------------------------------------------------------------- prepare_data
 
     def prepare_data(self, ctx: "TrainContext", user_data: list["Record"], safety_data: list["Record"] | None) -> list["Record"]:
-        from .der import aligned_model  # the LoRA base with the adapter off, or the model itself (full FT)
-
         seed = ctx.config.seed if self.seed is None else self.seed
         n_target = synthetic_count(len(user_data), self.mix_ratio, self.n_synthetic)
         n_per_domain = self.n_per_domain or max(1, math.ceil(self.oversample * n_target / len(self.domains)))
         if n_target == 0:
             n_per_domain = 0
         out_dir = Path(ctx.output_dir)
-        with aligned_model(ctx) as model:
+        with ctx.setup_reference() as model:  # LoRA: the base with the adapter off; full FT: the model itself
             # synthesis is the slow part (hundreds of sampled generations): a resumed or re-run
             # fine-tune with the same settings and starting weights reuses what it wrote last time
             key = self.synthesis_key(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)
