@@ -14,6 +14,7 @@ import textwrap
 import uuid
 
 import pytest
+from procs import alive_with
 
 from unforgotten.eval.sandbox import error_line, run_python, sandbox_layers
 
@@ -22,21 +23,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 ROOT = os.geteuid() == 0
 
 
-def _alive_with(marker: str) -> list[int]:
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read().decode("utf-8", "replace")
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmd and state not in (b"Z", b"X"):
-            pids.append(int(name))
-    return pids
+_alive_with = alive_with
 
 
 def _need(layer: str) -> None:

@@ -147,12 +147,14 @@ def safety_buffer(cfg: RunConfig) -> list[Record] | None:
 
 
 def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = False, progress: bool = True,
-             checked: bool = False):
+             checked: bool = False, on_step=None):
     """Fine-tune the aligned model on the user's data with ``cfg.train.methods``.
 
     Nothing is written into the output directory until every check has passed (a resumed
     checkpoint's settings included); ``--resume`` on a finished run reports it, or refuses when
     the settings changed, and never trains it again. ``checked``: ``run`` did the preflight.
+    ``on_step(ctx)`` runs after every optimizer step (the service reports progress through it and
+    sets ``ctx.stop_requested`` to pause or cancel a job; see ``train.loop.train``).
     """
     from .models import apply_lora
     from .train.loop import train
@@ -188,7 +190,7 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
         return train(
             model, tok, records, cfg.train, out, methods=methods, safety_data=safety,
             base_source=cfg.model.base or (cfg.model.source if cfg.align.enabled else None), resume=resume,
-            progress=progress, on_start=write_records,
+            progress=progress, on_start=write_records, on_step=on_step,
         )
 
 

@@ -19,9 +19,11 @@ from .errors import ConfigError, UserInputError
 
 def preflight(cfg: RunConfig, *, align: bool = False, finetune: bool = False, evaluate: bool = False,
               model_source: str | None = None, adapter: str | Path | None = None) -> None:
+    from .config import validate
     from .data import load_records
     from .methods import build_methods
 
+    validate(cfg)  # every number's type and range (bounds.py), for configs built in Python too
     _model("model.source" if model_source is None else "--model", model_source or cfg.model.source)
     if cfg.model.base:
         _model("model.base", cfg.model.base)
