@@ -10,8 +10,9 @@
     check_data, list_methods, list_judges, list_benchmarks: what ``data check`` and ``list`` show
 
 The rule: ``cli.py`` imports ``api`` for everything it does, ``config`` to read its arguments,
-``errors`` for exit codes and ``report.rich_table`` to print what an api function returned;
-nothing else. New work for the CLI or a service goes here first.
+``errors`` for exit codes, ``report.rich_table`` to print what an api function returned, and
+``service.commands`` (which adds the service's own ``serve``/``worker``/``keys``); nothing else
+(``tests/test_structure.py`` checks it). New pipeline work goes here first; the service calls it.
 """
 
 from __future__ import annotations
