@@ -137,6 +137,21 @@ def test_non_finite_loss_or_gradient_stops_at_that_step(tmp_path, where):
     assert all(torch.isfinite(p).all() for p in model.parameters())  # the bad step was not applied
 
 
+def test_a_finalize_hook_that_leaves_nan_weights_saves_nothing(tmp_path):
+    class NanMerge(Method):
+        name = "nan_merge"
+
+        def finalize(self, ctx):
+            with torch.no_grad():
+                next(p for p in ctx.model.parameters() if p.requires_grad).fill_(float("nan"))
+
+    model = apply_lora(tiny_model(), LoraSettings(r=4, alpha=8, target_modules=["q_proj", "v_proj"]))
+    cfg = TrainConfig(lr=1e-2, max_steps=2, batch_size=4, save_every=0)
+    with pytest.raises(TrainingDiverged, match="after nan_merge finalize"):
+        train(model, tiny_tokenizer(), RECORDS, cfg, tmp_path, methods=[NanMerge()], progress=False)
+    assert not (tmp_path / "adapter").exists()
+
+
 def test_config_path_that_is_a_directory(tmp_path):
     r = _invoke(["run", str(tmp_path)])
     assert r.exit_code == 2 and "is a directory" in r.text
@@ -163,10 +178,16 @@ def test_shipped_demo_config_is_accepted_by_finetune(monkeypatch, tmp_path):
         api.finetune(bad, progress=False)
 
 
-def test_damaged_adapter_and_model_files_name_their_path(project):
+def test_damaged_adapter_and_model_files_name_their_path(project, monkeypatch):
+    """Found by reading the safetensors headers, before any model loads."""
     path, tmp = project
     res = api.finetune(load_config(path), progress=False)
     adapter = res.weights_dir
+
+    def no_loading(*a, **k):
+        raise AssertionError("a model was loaded before its files were checked")
+
+    monkeypatch.setattr("unforgotten.models.load_model", no_loading)
     (adapter / "adapter_model.safetensors").write_bytes(b"\x00garbage")
     r = _invoke(["evaluate", "-c", str(path), "--adapter", str(adapter)])
     assert r.exit_code == 2 and str(adapter) in r.flat, r.output

@@ -52,6 +52,8 @@ def claim(path: str | os.PathLike) -> Iterator[Path]:
         raise UserInputError(f"output directory {path}: a file of that name is in the way") from None
     except OSError as e:
         raise UserInputError(f"cannot create output directory {path}: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserInputError(f"output directory {path} is not writable")
     key = os.path.realpath(path)
     with _lock:
         nested = key in _held
