@@ -24,7 +24,7 @@ from typing import Any
 
 from rich.console import Console
 
-from .config import RunConfig, save_config, to_dict
+from .config import RunConfig, save_config, to_dict, variants
 from .data import load_records, make_poisoned, premixed, sample_buffer, write_manifest
 from .data.schema import Record
 from .errors import UserInputError
@@ -147,12 +147,14 @@ def safety_buffer(cfg: RunConfig) -> list[Record] | None:
 
 
 def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = False, progress: bool = True,
-             checked: bool = False):
+             checked: bool = False, on_step=None):
     """Fine-tune the aligned model on the user's data with ``cfg.train.methods``.
 
     Nothing is written into the output directory until every check has passed (a resumed
     checkpoint's settings included); ``--resume`` on a finished run reports it, or refuses when
     the settings changed, and never trains it again. ``checked``: ``run`` did the preflight.
+    ``on_step(ctx)`` runs after every optimizer step (the service reports progress through it and
+    sets ``ctx.stop_requested`` to pause or cancel a job; see ``train.loop.train``).
     """
     from .models import apply_lora
     from .train.loop import train
@@ -188,7 +190,7 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
         return train(
             model, tok, records, cfg.train, out, methods=methods, safety_data=safety,
             base_source=cfg.model.base or (cfg.model.source if cfg.align.enabled else None), resume=resume,
-            progress=progress, on_start=write_records,
+            progress=progress, on_start=write_records, on_step=on_step,
         )
 
 
@@ -322,33 +324,6 @@ def _evaluate_vllm(cfg: RunConfig, source: str, adapter: str | Path | None, out:
 
 
 # --------------------------------------------------------------------------- run / demo
-
-
-def variants(cfg: RunConfig) -> list[RunConfig]:
-    """One config per method (or composition) to compare, each with its own output directory."""
-    import dataclasses
-
-    if not cfg.compare:
-        return [cfg]
-    import yaml
-
-    out = []
-    for spec in cfg.compare:
-        # "ewc+safelora", "der:storage=exact;k=64": methods joined by '+', arguments after ':'
-        methods, args = [], {}
-        for part in spec.split("+"):
-            name, _, kv = part.strip().partition(":")
-            methods.append(name)
-            args[name] = dict(cfg.train.method_args.get(name, {}))
-            for item in filter(None, kv.split(";")):
-                key, eq, value = item.partition("=")
-                if not eq:
-                    raise UserInputError(f"compare entry {spec!r}: method arguments look like name:key=value;key=value")
-                args[name][key.strip()] = yaml.safe_load(value)
-        train = dataclasses.replace(cfg.train, methods=methods, method_args={k: v for k, v in args.items() if v})
-        slug = spec.replace("+", "_").replace(":", "-").replace(";", "-").replace("=", "")
-        out.append(dataclasses.replace(cfg, name=spec, train=train, output_dir=str(Path(cfg.output_dir) / slug), compare=[]))
-    return out
 
 
 def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, progress: bool = True) -> list[tuple[str, dict[str, Any]]]:

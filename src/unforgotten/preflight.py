@@ -32,7 +32,7 @@ def preflight(cfg: RunConfig, *, align: bool = False, finetune: bool = False, ev
                 (f"align.benign[{i}]", s) for i, s in enumerate(cfg.align.benign)]:
             _data(where, lambda s=source: load_records(s, require_response=True))
     if finetune:
-        from .api import variants
+        from .config import variants
 
         safety_needed = False
         for v in variants(cfg):

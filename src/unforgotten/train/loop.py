@@ -40,6 +40,15 @@ if TYPE_CHECKING:  # pragma: no cover
 console = Console(stderr=True)
 
 
+class TrainingStopped(Exception):
+    """Raised after ``on_step`` set ``ctx.stop_requested``: a checkpoint at ``step`` was kept, so
+    a later ``resume=True`` run continues exactly there (a paused or cancelled service job)."""
+
+    def __init__(self, step: int):
+        super().__init__(f"training stopped at step {step} on request; checkpoint kept")
+        self.step = step
+
+
 @dataclass
 class TrainResult:
     output_dir: Path
@@ -254,14 +263,21 @@ def train(
                 for m in methods:
                     rec.update(m.log_fields(ctx))
                 history.append(rec)
+                ctx.last_record = rec
                 if ctx.step % cfg.log_every == 0 or ctx.step == n_steps:
                     ctx.log(rec)
                 bar.update(task, advance=1, loss=f"{rec['loss']:.4f}")
-                if cfg.save_every and ctx.step % cfg.save_every == 0 and ctx.step < n_steps:
+                saved = bool(cfg.save_every) and ctx.step % cfg.save_every == 0 and ctx.step < n_steps
+                if saved:
                     checkpoint.save(output_dir, ctx.step, model, optimizer, scheduler, methods, fingerprint,
                                     user_micro_batches=ctx.user_micro_batches)
                 if on_step is not None:
                     on_step(ctx)
+                    if ctx.stop_requested and ctx.step < n_steps:  # keep the place, then stop
+                        if not saved:
+                            checkpoint.save(output_dir, ctx.step, model, optimizer, scheduler, methods, fingerprint,
+                                            user_micro_batches=ctx.user_micro_batches)
+                        raise TrainingStopped(ctx.step)
     finally:
         log_file.close()
 
