@@ -329,8 +329,8 @@ def _evaluate_vllm(cfg: RunConfig, source: str, adapter: str | Path | None, out:
 def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, progress: bool = True) -> list[tuple[str, dict[str, Any]]]:
     """align -> evaluate aligned -> finetune (each compared method) -> evaluate -> report."""
     # every name, path and method argument of every stage, before hours of work, not after
-    preflight(cfg, align=True, finetune=True, evaluate=True)
     todo = variants(cfg)
+    preflight(cfg, align=True, finetune=True, evaluate=True, variants=todo)
     root = Path(cfg.output_dir)
     with claim(root):
         save_config(cfg, root / "config.yaml")

@@ -18,7 +18,9 @@ from .errors import ConfigError, UserInputError
 
 
 def preflight(cfg: RunConfig, *, align: bool = False, finetune: bool = False, evaluate: bool = False,
-              model_source: str | None = None, adapter: str | Path | None = None) -> None:
+              model_source: str | None = None, adapter: str | Path | None = None,
+              variants: list[RunConfig] | None = None) -> None:
+    """``variants``: the fine-tunes ``run`` will do (``api.variants(cfg)``); default ``[cfg]``."""
     from .config import validate
     from .data import load_records
     from .methods import build_methods
