@@ -288,6 +288,9 @@ def train(
     model = accelerator.unwrap_model(ctx.model)
     ctx.model = model
     weights_dir = output_dir / ("adapter" if is_peft(model) else "model")
+    bad = next((n for n, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()), None)
+    if bad is not None:  # a finalize hook's merge went wrong: never publish a NaN model
+        _diverged(output_dir, ctx.step, f"weight {bad} after {'+'.join(m.name for m in methods)} finalize", "nan/inf")
     model.save_pretrained(weights_dir, safe_serialization=True)
     tokenizer.save_pretrained(weights_dir)
     model.eval()
