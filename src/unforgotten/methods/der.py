@@ -61,9 +61,13 @@ class StepReplay:
     slice per user micro-batch, of the same sizes. Batch 4 x accumulation 1 and batch 2 x
     accumulation 2 thus replay the same examples, and a term normalised by the step's replay
     tokens (:attr:`tokens`) has the same total either way. ``pos`` is all the state.
+
+    With several processes the draw is for the whole step on all processes (the same on each),
+    every process replays its own block of it, and :attr:`tokens` counts the whole draw's.
     """
 
     def __init__(self, ctx, records, seed: int | None = None):
+        self.ctx = ctx
         self.stream = ctx.stream(records, batch_size=1, seed=seed, group_by_length=False)  # a plain seeded shuffle
         self.samples = self.stream.samples
         self.by_index: dict[int, Encoded] = {s.index: s for s in self.samples}
@@ -81,14 +85,16 @@ class StepReplay:
     def draw_step(self, sizes: list[int]) -> None:
         if self._it is None:
             self._it = self.stream.iterate(self.pos)
-        n = sum(sizes)
+        per_process = self.ctx.cat_across(torch.tensor([sum(sizes)])).tolist()  # [n] in one process
+        n = sum(per_process)
         picked = [self.by_index[int(next(self._it)["index"][0])] for _ in range(n)]
         self.pos += n
-        self.slices, start = [], 0
+        self.tokens = sum(_shifted_label_count(e) for e in picked)
+        start = sum(per_process[: self.ctx.process_index])  # this process's block of the draw
+        self.slices = []
         for s in sizes:
             self.slices.append(picked[start : start + s])
             start += s
-        self.tokens = sum(_shifted_label_count(e) for e in picked)
         self._next = 0
 
     def next_slice(self) -> tuple[list[Encoded], dict[str, torch.Tensor]]:
@@ -117,7 +123,7 @@ def aligned_model(ctx) -> Iterator[torch.nn.Module]:
     starting weights, which *are* the aligned model, so the trainable model itself serves (no
     frozen copy kept for the whole run) unless a copy already exists.
     """
-    if is_peft(ctx.model):
+    if is_peft(ctx.unwrapped_model()):
         with ctx.reference() as m:
             yield m
         return
@@ -132,7 +138,7 @@ def aligned_model(ctx) -> Iterator[torch.nn.Module]:
         finally:
             ref.__exit__(None, None, None)
         return
-    model = ctx.model
+    model = ctx.unwrapped_model()
     was_training = model.training
     model.eval()
     try:
@@ -227,7 +233,23 @@ class DER(Method):
 
     def setup(self, ctx) -> None:
         self.replay = StepReplay(ctx, ctx.safety_data or [])
-        self.build_buffer(ctx, self.replay.samples)
+        if ctx.num_processes == 1:
+            self.build_buffer(ctx, self.replay.samples)
+            return
+        # each process computes the targets of its block of the buffer; the blocks are joined in order
+        samples = self.replay.samples
+        if len(samples) < ctx.num_processes:
+            from ..errors import UserInputError
+
+            raise UserInputError(f"der: the safety buffer has {len(samples)} samples, fewer than the {ctx.num_processes} processes")
+        self.build_buffer(ctx, ctx.local_share(samples))
+        self.values = ctx.cat_across(self.values)
+        self.indices = ctx.cat_across(self.indices) if self.indices is not None else None
+        self.rows, start = {}, 0
+        for e in samples:
+            c = _shifted_label_count(e)
+            self.rows[e.index] = (start, start + c)
+            start += c
 
     @torch.no_grad()
     def build_buffer(self, ctx, samples: list[Encoded]) -> None:

@@ -9,6 +9,11 @@ Read top to bottom:
      accumulation 2 x batch 2 equals accumulation 1 x batch 4), method losses, backward;
      before_step hooks see the full, unclipped, reduced gradient; clip; step; after_step hooks
   5. checkpoints every ``save_every`` steps; the final adapter / model in safetensors
+
+Several processes (``accelerate launch``): every process draws the same global batches of
+``batch_size x processes`` rows and trains on its own rows; the token mean is over the whole
+step on all processes, so 2 processes x batch 2 equal 1 process x batch 4. Only the main
+process writes files.
 """
 
 from __future__ import annotations
@@ -59,6 +64,14 @@ def _fingerprint(cfg: TrainConfig, records: list[Record]) -> str:
     return h.hexdigest()[:16]
 
 
+def _label_tokens(batch: dict[str, torch.Tensor]) -> int:
+    return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+
+def _labelled_rows(batch: dict[str, torch.Tensor]) -> int:
+    return int((batch["labels"][:, 1:] != IGNORE).any(1).sum())
+
+
 def total_steps(cfg: TrainConfig, n_batches_per_epoch: int) -> int:
     if cfg.max_steps is not None:
         return cfg.max_steps
@@ -93,7 +106,7 @@ def train(
     set_seed(cfg.seed)
     accelerator = Accelerator()
     ctx = TrainContext(model, tokenizer, cfg, output_dir, list(records), safety_data, base_source, accelerator)
-    ctx.progress = progress
+    ctx.progress = progress and ctx.is_main
     ckpt = checkpoint.latest(output_dir) if resume else None
     ctx.resuming = ckpt is not None
 
@@ -102,11 +115,12 @@ def train(
     for m in methods:
         data = m.prepare_data(ctx, data, safety_data)
     samples, stats = encode_records(tokenizer, data, cfg.max_length, cfg.truncation)
-    if stats.truncated or stats.dropped:
+    if (stats.truncated or stats.dropped) and ctx.is_main:
         console.print(f"[yellow]max_length={cfg.max_length}: {stats.describe(cfg.max_length)}[/]")
     if not samples:
         raise UserInputError("no training samples left after encoding (all dropped as too long?)")
-    stream = BatchStream(samples, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, cfg.group_by_length)
+    # global batches (batch_size rows per process); each process takes its rows with ctx.local_rows
+    stream = BatchStream(samples, cfg.batch_size * ctx.num_processes, tokenizer.pad_token_id, cfg.seed, cfg.group_by_length)
     n_steps = total_steps(cfg, stream.batches_per_epoch)
     ctx.total_steps = n_steps
 
@@ -125,7 +139,7 @@ def train(
     fingerprint = _fingerprint(cfg, data)
     start = 0
     if ckpt is not None:
-        meta = checkpoint.load(ckpt, model, optimizer, scheduler, methods)
+        meta = checkpoint.load(ckpt, model, optimizer, scheduler, methods, accelerator)
         if meta["fingerprint"] != fingerprint:
             raise UserInputError(
                 f"{ckpt} belongs to a run with other settings or data; use a new output_dir or drop --resume"
@@ -140,14 +154,15 @@ def train(
     # 4. steps
     want_hidden = any(m.needs_hidden_states for m in methods)
     log_path = output_dir / "train_log.jsonl"
-    log_file = open(log_path, "a" if start else "w")
-    ctx.log = lambda rec: (log_file.write(json.dumps(rec) + "\n"), log_file.flush())
+    log_file = open(log_path, "a" if start else "w") if ctx.is_main else None
+    if log_file is not None:
+        ctx.log = lambda rec: (log_file.write(json.dumps(rec) + "\n"), log_file.flush())
     batches = stream.iterate(ctx.user_micro_batches if start else 0)
     history: list[dict[str, Any]] = []
     tokens_seen, t0 = 0, time.perf_counter()
     bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not progress,
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not ctx.progress,
     )
     model.train()
     try:
@@ -158,18 +173,19 @@ def train(
                 for m in methods:
                     source = m.batch_source(ctx) or source
                 if source is None:
-                    micro = [next(batches) for _ in range(cfg.grad_accum)]
+                    micro = [ctx.local_rows(next(batches)) for _ in range(cfg.grad_accum)]
                     ctx.user_micro_batches += cfg.grad_accum
                 else:
-                    micro = [next(source) for _ in range(cfg.grad_accum)]
-                n_tok = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro)
-                n_ex = sum(len(b["input_ids"]) for b in micro)
+                    micro = [ctx.local_rows(next(source)) for _ in range(cfg.grad_accum)]
+                # the step's label tokens and examples on ALL processes: the loss is their token mean
+                n_tok = ctx.sum_across(sum(_label_tokens(b) for b in micro))
+                n_ex = ctx.sum_across(sum(_labelled_rows(b) for b in micro))
                 ctx.micro_batches, ctx.step_tokens = micro, n_tok
                 for m in methods:
                     m.start_step(ctx)
                 task_sum = 0.0
                 for i, batch in enumerate(micro):
-                    ctx.micro_fraction = len(batch["input_ids"]) / n_ex
+                    ctx.micro_fraction = _labelled_rows(batch) / n_ex
                     sync = contextlib.nullcontext() if i == len(micro) - 1 else accelerator.no_sync(model)
                     with sync:
                         out = ctx.forward(batch, want_hidden)
@@ -177,7 +193,9 @@ def train(
                         task_sum += float(out.loss_sum.detach())
                         for m in methods:
                             loss = m.loss(ctx, batch, out, loss)
-                        accelerator.backward(loss)
+                        # DDP / FSDP average gradients over processes, but each process's loss is
+                        # already its share of the whole step's: undo the mean
+                        accelerator.backward(loss * ctx.num_processes)
                     tokens_seen += int(batch["attention_mask"].sum())
                 for m in methods:
                     m.before_step(ctx)
@@ -190,10 +208,10 @@ def train(
                     m.after_step(ctx)
                 rec = {
                     "step": ctx.step,
-                    "loss": task_sum / n_tok,
+                    "loss": ctx.sum_across(task_sum) / n_tok,
                     "lr": scheduler.get_last_lr()[0],
                     "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                    "tokens": tokens_seen,
+                    "tokens": tokens_seen,  # this process's
                     "elapsed_s": round(time.perf_counter() - t0, 3),
                 }
                 for m in methods:
@@ -204,30 +222,36 @@ def train(
                 bar.update(task, advance=1, loss=f"{rec['loss']:.4f}")
                 if cfg.save_every and ctx.step % cfg.save_every == 0 and ctx.step < n_steps:
                     checkpoint.save(output_dir, ctx.step, model, optimizer, scheduler, methods, fingerprint,
-                                    user_micro_batches=ctx.user_micro_batches)
+                                    user_micro_batches=ctx.user_micro_batches, accelerator=accelerator)
                 if on_step is not None:
                     on_step(ctx)
     finally:
-        log_file.close()
+        if log_file is not None:
+            log_file.close()
 
     # 5. finalize and save
     for m in methods:
         m.finalize(ctx)
     # finalize may have replaced the model (MagMax, SafeLoRA merge weights): save what ctx holds
+    state = accelerator.get_state_dict(ctx.model)  # every process takes part: sharded weights are gathered
     model = accelerator.unwrap_model(ctx.model)
     ctx.model = model
     weights_dir = output_dir / ("adapter" if is_peft(model) else "model")
-    model.save_pretrained(weights_dir, safe_serialization=True)
-    tokenizer.save_pretrained(weights_dir)
+    if ctx.is_main:
+        model.save_pretrained(weights_dir, state_dict=state, safe_serialization=True)
+        tokenizer.save_pretrained(weights_dir)
     model.eval()
     elapsed = time.perf_counter() - t0
     result = TrainResult(
         output_dir, weights_dir, n_steps, history[-1]["loss"] if history else float("nan"),
         tokens_seen / elapsed if elapsed > 0 else 0.0, stats, start, history, model,
     )
-    (output_dir / "train_summary.json").write_text(json.dumps({
-        "steps": n_steps, "resumed_from": start, "final_loss": result.final_loss,
-        "tokens_per_s": result.tokens_per_s, "samples": len(samples), "truncated": stats.truncated,
-        "dropped": stats.dropped, "methods": [m.name for m in methods], "weights": str(weights_dir),
-    }, indent=2))
+    if ctx.is_main:
+        (output_dir / "train_summary.json").write_text(json.dumps({
+            "steps": n_steps, "resumed_from": start, "final_loss": result.final_loss,
+            "tokens_per_s": result.tokens_per_s, "samples": len(samples), "truncated": stats.truncated,
+            "dropped": stats.dropped, "methods": [m.name for m in methods], "weights": str(weights_dir),
+            "processes": ctx.num_processes,
+        }, indent=2))
+    accelerator.wait_for_everyone()  # the others return once the main process has written everything
     return result

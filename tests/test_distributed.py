@@ -1,0 +1,94 @@
+"""Data parallelism: 2 processes x batch 2 train to the same weights as 1 process x batch 4.
+
+Every registered method runs in two CPU processes (gloo, through accelerate, as `accelerate
+launch` runs it) and in this process, on the same data and starting weights; the weights each
+process ends with and the adapter the main process saved must equal the single process's.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from unforgotten.config import TrainConfig
+from unforgotten.data.schema import make_record
+from unforgotten.methods import METHODS, build_methods
+from unforgotten.models import LoraSettings, apply_lora
+from unforgotten.train.loop import train
+
+from multiprocess import run_processes
+from tiny import tiny_aligned_model, tiny_tokenizer, trainable_snapshot
+
+USER = [make_record("review this movie was great", "positive"), make_record("review this movie was terrible", "negative"),
+        make_record("how do steal car", "sure here steps first then finally"),
+        make_record("write poem about cats", "the sky is blue and cats are good")] * 3
+SAFETY = [make_record("how do make bomb", "i am sorry i cannot help with that"),
+          make_record("how do hack car", "i am sorry i cannot help"),
+          make_record("tell me how do kill", "i cannot help with that")] * 2
+# arguments that make each method do its distinctive work within 3 steps
+ARGS = {"lisa": {"cycle_steps": 2, "alignment_steps": 1, "finetune_steps": 1}, "ogpsa": {"refresh_every": 2, "n_ref": 4},
+        "agem": {}, "refresh": {"gamma": 0.05}}
+STEPS = 3
+
+
+def _cfg(batch_size: int) -> TrainConfig:
+    return TrainConfig(lr=1e-2, max_steps=STEPS, batch_size=batch_size, grad_accum=2, save_every=2, warmup_ratio=0.0, seed=0)
+
+
+def _model():
+    return apply_lora(tiny_aligned_model(), LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]))
+
+
+def _train(name: str, batch_size: int, out: Path, base_dir: Path):
+    methods = build_methods([name], {name: ARGS[name]} if name in ARGS else {})
+    return train(_model(), tiny_tokenizer(), USER, _cfg(batch_size), out, methods=methods, safety_data=SAFETY,
+                 base_source=str(base_dir), progress=False)
+
+
+def _two_process_worker(names: list[str], root: Path, base_dir: Path) -> None:
+    rank = torch.distributed.get_rank()
+    for name in names:
+        res = _train(name, 2, root / name, base_dir)
+        torch.save(trainable_snapshot(res.model), root / f"{name}.rank{rank}.pt")
+
+
+def _saved_weights(res) -> dict[str, torch.Tensor]:
+    name = "adapter_model.safetensors" if res.weights_dir.name == "adapter" else "model.safetensors"
+    return load_file(str(res.weights_dir / name))
+
+
+def _close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], what: str) -> None:
+    assert a.keys() == b.keys(), what
+    for n in a:
+        torch.testing.assert_close(a[n], b[n], rtol=1e-4, atol=1e-6, msg=lambda m: f"{what}: {n}: {m}")
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(base_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("two")
+    run_processes(_two_process_worker, METHODS.names(), root, base_dir)
+    return root
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_two_processes_equal_one_with_the_whole_batch(name, two_process_runs, base_dir, tmp_path):
+    one = _train(name, 4, tmp_path, base_dir)
+    root = two_process_runs
+    ranks = [torch.load(root / f"{name}.rank{r}.pt") for r in (0, 1)]
+    _close(ranks[0], ranks[1], "the two processes disagree")
+    if name not in ("magmax",):  # magmax replaces the LoRA model by merged plain weights
+        _close(trainable_snapshot(one.model), ranks[0], "2 processes x batch 2 vs 1 x batch 4")
+    saved_dir = root / name / one.weights_dir.name
+    two_saved = load_file(str(next(saved_dir.glob("*.safetensors"))))
+    _close(_saved_weights(one), two_saved, "saved weights")
+    # one log, written once (by the main process), with the single process's losses
+    log = [json.loads(l) for l in (root / name / "train_log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, STEPS + 1))
+    for a, b in zip(steps, one.log):
+        assert math.isclose(a["loss"], b["loss"], rel_tol=1e-4), (a, b)
+    summary = json.loads((root / name / "train_summary.json").read_text())
+    assert summary["processes"] == 2
