@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Iterator
 import torch
 
 from ..data.tokenize import IGNORE, Encoded, collate
-from ..errors import ConfigError
+from ..bounds import bounded, one_of
 from ..models import is_peft
 from .base import Method
 
@@ -205,23 +205,14 @@ class DER(Method):
     name = "der"
     needs_safety_data: ClassVar[bool] = True
 
-    alpha: float = 0.3
-    beta: float = 0.0
-    storage: str = "topk"
-    k: int = 128
-    buffer_batch_size: int = 8
+    alpha: float = bounded(0.3, ge=0)
+    beta: float = bounded(0.0, ge=0)
+    storage: str = one_of("topk", STORAGES)
+    k: int = bounded(128, ge=1)
+    buffer_batch_size: int = bounded(8, ge=1)
 
     def __post_init__(self):
-        for f in ("alpha", "beta"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                raise ConfigError(f"der.{f} must be a number >= 0, got {v!r}")
-        if self.storage not in STORAGES:
-            raise ConfigError(f"der.storage must be one of {STORAGES}, got {self.storage!r}")
-        for f in ("k", "buffer_batch_size"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"der.{f} must be an integer >= 1, got {v!r}")
+        super().__post_init__()
         self.values: torch.Tensor | None = None  # (N_tokens, V) exact or (N_tokens, k) top-k
         self.indices: torch.Tensor | None = None  # (N_tokens, k) int32, top-k only
         self.rows: dict[int, tuple[int, int]] = {}  # sample index -> its rows in values
