@@ -92,3 +92,90 @@ def test_two_processes_equal_one_with_the_whole_batch(name, two_process_runs, ba
         assert math.isclose(a["loss"], b["loss"], rel_tol=1e-4), (a, b)
     summary = json.loads((root / name / "train_summary.json").read_text())
     assert summary["processes"] == 2
+
+
+def _der_draws(name: str, batch_size: int, out: Path) -> list[list[int]]:
+    """Train ``name`` for 2 steps; for DER, the safety samples each step replayed in this process."""
+    methods = build_methods([name])
+    draws: list[list[int]] = []
+
+    def on_step(ctx):
+        if name == "der":
+            draws.append([e.index for s in methods[0].replay.slices for e in s])
+
+    cfg = TrainConfig(lr=1e-2, max_steps=2, batch_size=batch_size, grad_accum=2, save_every=0, seed=0)
+    train(_model(), tiny_tokenizer(), USER, cfg, out, methods=methods, safety_data=SAFETY, progress=False, on_step=on_step)
+    return draws
+
+
+def _setup_worker(root: Path) -> None:
+    """Record which safety samples each process runs through the model while methods set up
+    (eval-mode forwards: EWC's and Refresh's Fisher, DER's stored targets), and DER's replay draws."""
+    import unforgotten.train.context as context
+
+    rank = torch.distributed.get_rank()
+    seen: list[int] = []
+    plain = context.forward_with_labels
+
+    def recording(model, batch, *a, **kw):
+        if not model.training:
+            seen.extend(batch["index"].tolist())
+        return plain(model, batch, *a, **kw)
+
+    context.forward_with_labels = recording
+    record = {}
+    for name in ("der", "ewc", "refresh"):
+        seen.clear()
+        record[name] = {"draws": _der_draws(name, 2, root / name), "setup": list(seen)}
+    (root / f"setup.rank{rank}.json").write_text(json.dumps(record))
+
+
+def test_buffers_are_computed_once_over_all_processes_and_replay_does_not_overlap(tmp_path):
+    run_processes(_setup_worker, tmp_path)
+    ranks = [json.loads((tmp_path / f"setup.rank{r}.json").read_text()) for r in (0, 1)]
+    for name in ("ewc", "refresh"):
+        both = ranks[0][name]["setup"] + ranks[1][name]["setup"]
+        assert sorted(both) == list(range(len(SAFETY))), (name, ranks[0][name]["setup"], ranks[1][name]["setup"])
+        assert ranks[0][name]["setup"] and ranks[1][name]["setup"], f"{name}: one process did all the work"
+    der = [r["der"]["setup"] for r in ranks]
+    assert sorted(der[0] + der[1]) == list(range(len(SAFETY))) and der[0] and der[1]
+    # each step's replay: the two processes' draws together are the single process's, split
+    single = _der_draws("der", 4, tmp_path / "one")
+    for a, b, one in zip(ranks[0]["der"]["draws"], ranks[1]["der"]["draws"], single):
+        assert len(a) == len(b) == 2 * 2  # batch 2 x accumulation 2 in each process
+        assert sorted(a + b) == sorted(one)
+
+
+def _resume_worker(root: Path) -> None:
+    from unforgotten.methods.der import DER
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash(ctx):
+        if ctx.step == 3:
+            raise Crash
+
+    rank = torch.distributed.get_rank()
+    cfg = TrainConfig(lr=1e-2, max_steps=5, batch_size=2, grad_accum=1, save_every=2, seed=0)
+    model = lambda: apply_lora(tiny_aligned_model(), LoraSettings(r=4, alpha=8, dropout=0.1, target_modules=["q_proj", "v_proj"]))
+    straight = train(model(), tiny_tokenizer(), USER, cfg, root / "a", methods=[DER(k=8)], safety_data=SAFETY, progress=False)
+    try:
+        train(model(), tiny_tokenizer(), USER, cfg, root / "b", methods=[DER(k=8)], safety_data=SAFETY, progress=False,
+              on_step=crash)
+    except Crash:
+        pass
+    resumed = train(model(), tiny_tokenizer(), USER, cfg, root / "b", methods=[DER(k=8)], safety_data=SAFETY,
+                    progress=False, resume=True)
+    assert resumed.resumed_from == 2
+    torch.save({"straight": trainable_snapshot(straight.model), "resumed": trainable_snapshot(resumed.model)},
+               root / f"resume.rank{rank}.pt")
+
+
+def test_a_killed_two_process_run_resumes_to_the_same_weights_in_every_process(tmp_path):
+    run_processes(_resume_worker, tmp_path)
+    ckpt = next((tmp_path / "b" / "checkpoints").glob("step-*"))
+    assert sorted(p.name for p in ckpt.glob("process-*.pt")) == ["process-0.pt", "process-1.pt"]
+    for r in (0, 1):
+        got = torch.load(tmp_path / f"resume.rank{r}.pt")
+        _close(got["straight"], got["resumed"], f"process {r}: resumed vs straight")

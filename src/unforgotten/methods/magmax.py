@@ -138,6 +138,8 @@ class MagMax(Method):
                 n_total += t.numel()
                 t.copy_((b.float() + self.lam * pick).to(t.dtype))
         ctx.model = plain
+        if not ctx.is_main:
+            return
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         (ctx.output_dir / "magmax.json").write_text(json.dumps({
             "lam": self.lam, "parameters": len(targets), "entries": n_total,

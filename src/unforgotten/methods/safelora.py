@@ -269,6 +269,8 @@ class SafeLoRA(Method):
                 for s in scores
             ],
         }
+        if not ctx.is_main:
+            return
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         (ctx.output_dir / "safelora.json").write_text(json.dumps(report, indent=2))
 

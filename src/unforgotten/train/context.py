@@ -224,6 +224,15 @@ class TrainContext:
         out["labels"].fill_(IGNORE)
         return out
 
+    @contextlib.contextmanager
+    def main_process_first(self) -> Iterator[None]:
+        """The main process runs the block first (writing a cache), then the others (reading it)."""
+        if self.num_processes == 1:
+            yield
+            return
+        with self.accelerator.main_process_first():
+            yield
+
     def sum_across(self, x):
         """``x`` (a number or a tensor) summed over processes; ``x`` itself in one process."""
         if self.num_processes == 1:
