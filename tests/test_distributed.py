@@ -179,3 +179,67 @@ def test_a_killed_two_process_run_resumes_to_the_same_weights_in_every_process(t
     for r in (0, 1):
         got = torch.load(tmp_path / f"resume.rank{r}.pt")
         _close(got["straight"], got["resumed"], f"process {r}: resumed vs straight")
+
+
+# --------------------------------------------------------------------------- sharded weights (FSDP2)
+
+SHARDED_OK = [n for n in METHODS.names() if METHODS.get(n).shardable]
+
+
+def _fsdp_accelerator():
+    """An Accelerator that shards with FSDP2 on the CPU. accelerate enables FSDP only on GPUs, but
+    torch's fully_shard runs on CPU tensors over gloo (torch 2.13), so the state is switched to FSDP
+    by hand and accelerate's own FSDP2 path (fully_shard per decoder layer) prepares the model."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    acc = Accelerator(cpu=True)
+    acc.state.distributed_type = DistributedType.FSDP
+    acc.state.fsdp_plugin = FullyShardedDataParallelPlugin(
+        fsdp_version=2, auto_wrap_policy="transformer_based_wrap", transformer_cls_names_to_wrap=["LlamaDecoderLayer"],
+        reshard_after_forward=True,
+    )
+    return acc
+
+
+def _fsdp_worker(root: Path, base_dir: Path) -> None:
+    from unforgotten.errors import UserInputError
+
+    refused = {}
+    for name in METHODS.names():
+        acc = _fsdp_accelerator()  # afresh for each run: accelerate's state drifts back to plain multi-CPU
+        methods = build_methods([name], {name: ARGS[name]} if name in ARGS else {})
+        seen = []
+        try:
+            train(_model(), tiny_tokenizer(), USER, _cfg(2), root / name, methods=methods, safety_data=SAFETY,
+                  base_source=str(base_dir), progress=False, accelerator=acc,
+                  on_step=lambda ctx: seen.append(type(next(iter(ctx.trainable().values()))).__name__))
+        except UserInputError as e:
+            refused[name] = str(e)
+            continue
+        assert seen and set(seen) == {"DTensor"}, (name, seen)  # the weights really were sharded
+    if torch.distributed.get_rank() == 0:
+        (root / "refused.json").write_text(json.dumps(refused))
+
+
+@pytest.fixture(scope="module")
+def fsdp_runs(base_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("fsdp")
+    run_processes(_fsdp_worker, root, base_dir)
+    return root
+
+
+@pytest.mark.parametrize("name", SHARDED_OK)
+def test_fsdp2_two_processes_equal_one_process(name, fsdp_runs, base_dir, tmp_path):
+    one = _train(name, 4, tmp_path, base_dir)
+    two = load_file(str(next((fsdp_runs / name / one.weights_dir.name).glob("*.safetensors"))))
+    _close(_saved_weights(one), two, "FSDP2 2 processes x batch 2 vs 1 x batch 4")
+
+
+def test_methods_that_cannot_train_sharded_are_refused_by_name(fsdp_runs):
+    refused = json.loads((fsdp_runs / "refused.json").read_text())
+    expected = sorted(set(METHODS.names()) - set(SHARDED_OK))
+    assert sorted(refused) == expected
+    assert {"ewc", "agem", "ogpsa", "lisa", "refresh", "magmax", "safelora"} <= set(expected)
+    for name, msg in refused.items():
+        assert name in msg and "ddp.yaml" in msg

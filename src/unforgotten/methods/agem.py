@@ -101,6 +101,7 @@ class AGEM(Method):
     """
 
     name: ClassVar[str] = "agem"
+    shardable: ClassVar[bool] = False  # see Method.shardable
     needs_safety_data: ClassVar[bool] = True
 
     ref_batch_size: int | None = bounded(None, ge=1)

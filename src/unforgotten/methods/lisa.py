@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import torch
 
@@ -119,6 +119,7 @@ class Lisa(Method):
     """
 
     name = "lisa"
+    shardable: ClassVar[bool] = False  # see Method.shardable
     needs_safety_data = True
 
     alignment_steps: int = bounded(100, ge=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -104,6 +104,7 @@ class MagMax(Method):
     """
 
     name = "magmax"
+    shardable: ClassVar[bool] = False  # see Method.shardable
     replaces_model = True
 
     lam: float = bounded(0.5, gt=0)

@@ -204,6 +204,7 @@ class OGPSA(Method):
     """
 
     name: ClassVar[str] = "ogpsa"
+    shardable: ClassVar[bool] = False  # see Method.shardable
     needs_safety_data: ClassVar[bool] = False  # only when reference is None (checked in setup)
 
     rank: int = bounded(8, ge=1)

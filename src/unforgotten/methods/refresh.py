@@ -130,6 +130,7 @@ class Refresh(Method):
     """
 
     name = "refresh"
+    shardable: ClassVar[bool] = False  # see Method.shardable
     needs_safety_data: ClassVar[bool] = True
 
     gamma: float = bounded(0.01, ge=0)

@@ -35,7 +35,7 @@ def latest(output_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _full(t: torch.Tensor) -> torch.Tensor:
+def whole(t: torch.Tensor) -> torch.Tensor:
     """A parameter as one whole CPU tensor (a sharded DTensor is gathered: every process must call)."""
     t = t.detach()
     if hasattr(t, "full_tensor"):
@@ -51,7 +51,7 @@ def save(output_dir: Path, step: int, model, optimizer, scheduler, methods: list
     root = checkpoint_dir(output_dir)
     final = root / f"step-{step:07d}"
     tmp = root / f".tmp-step-{step:07d}"
-    weights = {n: _full(p) for n, p in model.named_parameters() if p.requires_grad}
+    weights = {n: whole(p) for n, p in model.named_parameters() if p.requires_grad}
     if rank == 0:
         root.mkdir(parents=True, exist_ok=True)
         if tmp.exists():

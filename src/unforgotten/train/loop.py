@@ -72,6 +72,19 @@ def _labelled_rows(batch: dict[str, torch.Tensor]) -> int:
     return int((batch["labels"][:, 1:] != IGNORE).any(1).sum())
 
 
+def _refuse_unshardable(accelerator, params: list[torch.Tensor], methods: list[Method]) -> None:
+    from accelerate.utils import DistributedType
+
+    sharded = accelerator.distributed_type == DistributedType.DEEPSPEED or any(hasattr(p, "device_mesh") for p in params)
+    refused = [m.name for m in methods if not m.shardable]
+    if sharded and refused:
+        raise UserInputError(
+            f"method(s) {', '.join(refused)} cannot train with sharded weights (FSDP / DeepSpeed ZeRO): they take "
+            "their own gradients or penalize / edit whole weights; launch them with data parallelism "
+            "(configs/accelerate/ddp.yaml), which every method supports"
+        )
+
+
 def total_steps(cfg: TrainConfig, n_batches_per_epoch: int) -> int:
     if cfg.max_steps is not None:
         return cfg.max_steps
@@ -91,8 +104,13 @@ def train(
     resume: bool = False,
     progress: bool = True,
     on_step: Callable[[TrainContext], None] | None = None,
+    accelerator=None,
 ) -> TrainResult:
-    """Fine-tune ``model`` (already LoRA-wrapped, or fully trainable) on ``records``."""
+    """Fine-tune ``model`` (already LoRA-wrapped, or fully trainable) on ``records``.
+
+    ``accelerator``: an ``accelerate.Accelerator`` set up by the caller; by default one is made
+    from the environment (``accelerate launch`` configures DDP, FSDP or DeepSpeed through it).
+    """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
@@ -104,7 +122,7 @@ def train(
         if m.uses_safety_data() and not safety_data:
             raise UserInputError(f"method {m.name!r} needs safety data: set data.safety (and data.safety_size > 0)")
     set_seed(cfg.seed)
-    accelerator = Accelerator()
+    accelerator = accelerator or Accelerator()
     ctx = TrainContext(model, tokenizer, cfg, output_dir, list(records), safety_data, base_source, accelerator)
     ctx.progress = progress and ctx.is_main
     ckpt = checkpoint.latest(output_dir) if resume else None
@@ -132,6 +150,8 @@ def train(
     scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * n_steps), n_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     ctx.model, ctx.optimizer = model, optimizer
+    params = [p for p in model.parameters() if p.requires_grad]  # FSDP replaced them by sharded ones
+    _refuse_unshardable(accelerator, params, methods)
 
     # 3. setup, then resume over it
     for m in methods:
@@ -233,7 +253,8 @@ def train(
     for m in methods:
         m.finalize(ctx)
     # finalize may have replaced the model (MagMax, SafeLoRA merge weights): save what ctx holds
-    state = accelerator.get_state_dict(ctx.model)  # every process takes part: sharded weights are gathered
+    # every process takes part: sharded weights (FSDP's DTensors, DeepSpeed's partitions) are gathered
+    state = {k: checkpoint.whole(v) for k, v in accelerator.get_state_dict(ctx.model).items()}
     model = accelerator.unwrap_model(ctx.model)
     ctx.model = model
     weights_dir = output_dir / ("adapter" if is_peft(model) else "model")
