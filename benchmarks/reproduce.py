@@ -32,7 +32,6 @@ import dataclasses
 import json
 import os
 import random
-import re
 import sys
 import time
 from pathlib import Path
@@ -41,96 +40,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "reproduce"
 
-ALL_METHODS = ["sft", "safeinstr", "ewc", "lwf", "agem", "der", "refresh", "magmax", "lisa", "safelora",
-               "grsap", "gradselect", "ogpsa"]
-SWEEP_METHODS = ["sft", "der", "lwf", "lisa"]
-BUFFER_METHODS = ["safeinstr", "der", "lisa"]  # the m sweep: methods whose main input is the buffer
-N_USER = 1000
-# Method arguments the grid's 125-step runs need. Lisa's paper split (100 alignment steps, then
-# 900 user steps) assumes >= 1,000 steps: in 125 steps it gave 100 alignment steps and only 25
-# user steps, and SST-2 accuracy stayed at the aligned model's (72.0 vs 71.1; the excluded
-# result is kept in results/<tag>/excluded/). cycle_steps=10 keeps the paper's 1:9 ratio in
-# cycles of 1 alignment + 9 user steps.
-METHOD_SPECS = {"lisa": "lisa:cycle_steps=10"}
-# Follow-up trials of a main-table result, run after the issue's grid. SafeLoRA's threshold 0.5
-# projected all 210 layers here (median similarity 0.11) and undid the fine-tune; "number" mode
-# (the reference code's default) projects only the 10 least aligned layers.
-TRIAL_SPECS = ["safelora:select=number"]
-PARTS = ("main", "psweep", "seeds", "msweep", "trials")  # the grid's parts, in run order
-SPLIT_SEED = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class Alignment:
-    """How the provider aligns: safety_tuned_llamas rows (the rest is the buffer pool), whether
-    the 178 starter refusals join them, and how many copies of the 125 benign-but-sensitive
-    answers stand against them (the over-refusal counterweight).
-
-    Tried (``python benchmarks/reproduce.py --only "" --align-...``; 100 AdvBench / 100
-    DirectHarm4 / 100 XSTest safe prompts, keyword judge):
-
-    * 500 rows, no starter refusals, 1 copy: ASR 36% / 88%, over-refusal 0%: too weak (an
-      earlier run of this script, before results were kept per alignment);
-    * 1000 rows + starter refusals, 1 copy: ASR 0% / 0%, over-refusal 62%: too strong;
-    * 1000 rows + starter refusals, 2 copies (the default): ASR 0% / 0%, over-refusal 27%;
-    * 600 rows + starter refusals, 2 copies: ASR 0% / 0%, over-refusal 47%. Fewer refusals
-      did not mean less over-refusal: between settings this close, run-to-run variation of
-      the alignment is as large as the setting's effect.
-    """
-
-    safety_rows: int = 1000
-    starter_refusals: bool = True
-    sensitive_copies: int = 2
-
-    @property
-    def tag(self) -> str:
-        return f"align_s{self.safety_rows}{'_starter' if self.starter_refusals else ''}_sens{self.sensitive_copies}"
-
-    @property
-    def benign(self) -> list[str]:
-        return (["starter:safety_refusals"] if self.starter_refusals else []) + \
-            ["starter:benign_sensitive"] * self.sensitive_copies + ["starter:general_helpful"]
-@dataclasses.dataclass(frozen=True)
-class Cell:
-    part: str
-    method: str
-    p: float
-    m: int
-    seed: int
-
-    @property
-    def name(self) -> str:
-        slug = self.method.replace("+", "_").replace(":", "-").replace(";", "-").replace("=", "")
-        return f"{slug}_p{self.p:g}_m{self.m}_s{self.seed}"
-
-
-def grid(parts: list[str]) -> list[Cell]:
-    """Cells in priority order: what a partial run should have first comes first."""
-    m = N_USER * 5 // 100  # 5% of the user data
-    cells: list[Cell] = []
-    if "main" in parts:  # Table 1: every method, p = 0.1, seed 0
-        cells += [Cell("main", meth, 0.1, m, 0) for meth in ALL_METHODS]
-    if "psweep" in parts:  # Table 2: p sweep for sft / der / lwf / lisa
-        cells += [Cell("psweep", meth, p, m, 0) for p in (0.0, 0.2) for meth in SWEEP_METHODS]
-    if "seeds" in parts:  # the main table's second seed
-        cells += [Cell("seeds", meth, 0.1, m, 1) for meth in ALL_METHODS]
-    if "msweep" in parts:  # Table 3: safety-buffer size
-        cells += [Cell("msweep", meth, 0.1, mm, 0) for mm in (150, 250) for meth in BUFFER_METHODS]
-    if "trials" in parts:  # follow-ups of a main-table result, at the main table's setting
-        cells += [Cell("trials", spec, 0.1, m, 0) for spec in TRIAL_SPECS]
-    seen, out = set(), []
-    for c in cells:
-        if c.name not in seen:
-            seen.add(c.name)
-            out.append(c)
-    return out
+# The grid (what runs) is defined in reproduce_grid.py, which reproduce_tables.py reads too.
+from reproduce_grid import (  # noqa: F401  (re-exported: other benchmarks and tests read them as reproduce.X)
+    ALL_METHODS, BUFFER_METHODS, METHOD_SPECS, N_USER, PARTS, SPLIT_SEED, SWEEP_METHODS, TRIAL_SPECS, Alignment, Cell, grid,
+)
 
 
 # --------------------------------------------------------------------------- data
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"\W+", " ", text.casefold()).strip()
+    from unforgotten.data.overlap import normalize  # the overlap check's normalization, so both agree
+
+    return normalize(text)
 
 
 def prepare_data(data_dir: Path, work: Path, n_align: int) -> dict[str, str]:
@@ -163,25 +85,54 @@ def prepare_data(data_dir: Path, work: Path, n_align: int) -> dict[str, str]:
     }
 
 
+# Training data the package ships: checked against the same evaluation sets as the grid's.
+SHIPPED_TRAINING = ["align_refusals", "align_benign", "align_dev_harmful", "align_dev_benign", "safety_refusals",
+                    "benign_sensitive", "general_helpful", "harmful_compliance", "task_train"]
+OVERLAP_EVALS = ["advbench", "directharm4", "xstest", "sst2-lisa", "starter-harmful", "starter-benign",
+                 "starter-sentiment"]
+
+
 def overlap_check(sources: dict[str, str], data_dir: Path) -> dict[str, Any]:
-    """Exact matches (normalized text) between every training prompt and every evaluation prompt."""
+    """Every training prompt set against every evaluation prompt set in ../shared/data and the
+    package: exact matches, shared 8-grams and near duplicates (unforgotten.data.overlap).
+    ``report[train][eval]`` holds the counts and the most similar pairs; ``total_overlaps`` sums
+    the evaluation prompts hit by any criterion. The align dev split counts as training data
+    (hyperparameters are chosen on it), so it must be disjoint from every reported set too."""
+    import csv
+
     from unforgotten.data import load_records
+    from unforgotten.data.overlap import overlap
     from unforgotten.data.schema import prompt_text
+    from unforgotten.eval.agreement import DNA_FILE
     from unforgotten.eval.benchmarks import load_benchmark
 
     train = {
         "align_safety": sources["align_safety"], "buffer_pool": sources["buffer_pool"],
-        "starter_benign_sensitive": "starter:benign_sensitive", "starter_general_helpful": "starter:general_helpful",
         **{k: v for k, v in sources.items() if k.startswith("user_")},
+        **{f"starter_{name}": f"starter:{name}" for name in SHIPPED_TRAINING},
     }
-    evals = ["advbench", "directharm4", "xstest", "sst2-lisa"]
-    eval_prompts = {e: {_norm(prompt_text(r)) for r in load_benchmark(e, root=str(data_dir)).records} for e in evals}
+    eval_prompts = {e: [prompt_text(r) for r in load_benchmark(e, root=str(data_dir)).records] for e in OVERLAP_EVALS}
+    # Do-Not-Answer is judge-calibration data here, not a benchmark: read its questions directly
+    with open(data_dir / DNA_FILE, newline="", encoding="utf-8") as f:
+        eval_prompts["do_not_answer"] = [row["question"] for row in csv.DictReader(f)]
     report: dict[str, Any] = {}
     for tname, src in train.items():
-        prompts = {_norm(prompt_text(r)) for r in load_records(src, require_response=True)}
-        report[tname] = {e: len(prompts & ep) for e, ep in eval_prompts.items()}
-    report["total_overlaps"] = sum(v for row in report.values() if isinstance(row, dict) for v in row.values())
+        prompts = [prompt_text(r) for r in load_records(src)]
+        report[tname] = {e: overlap(prompts, ep, keep_top=1).as_dict() for e, ep in eval_prompts.items()}
+    report["total_overlaps"] = sum(cell["any"] for row in report.values() if isinstance(row, dict) for cell in row.values())
     return report
+
+
+def overlap_table(report: dict[str, Any]) -> str:
+    """One Markdown row per training set: prompts hit (exact / 8-gram / near) and the highest
+    word Jaccard similarity, per evaluation set."""
+    rows = {k: v for k, v in report.items() if isinstance(v, dict)}
+    evals = list(next(iter(rows.values())))
+    lines = ["| training set | " + " | ".join(evals) + " |", "|---|" + "---:|" * len(evals)]
+    for tname, row in rows.items():
+        cells = [f"{c['exact']}/{c['ngram8']}/{c['near']} ({c['max_jaccard']:.2f})" for c in row.values()]
+        lines.append(f"| {tname} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- configs
@@ -323,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--align-sensitive-copies", type=int, default=Alignment.sensitive_copies)
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--tables", action="store_true", help="only rebuild the tables from results so far")
+    ap.add_argument("--overlap", action="store_true", help="only run the train/eval overlap check and print it")
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     alignment = Alignment(args.align_safety_rows, args.align_starter_refusals, args.align_sensitive_copies)
@@ -347,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     overlap = overlap_check(sources, args.data)
     _save(results / "overlap.json", overlap)
     print(f"{alignment.tag}: train/eval prompt overlaps: {overlap['total_overlaps']}", flush=True)
+    if args.overlap:
+        print(overlap_table(overlap))
+        return 0
     base = base_config(sources, args.data, out, alignment)
     aligned = run_aligned(base, out, results)
     claims = out / "claims"

@@ -12,7 +12,7 @@ import torch
 from ..data.tokenize import collate
 from ..bounds import bounded
 from .base import Method
-from .der import StepReplay, micro_sizes
+from .replay import StepReplay, micro_sizes
 
 # --------------------------------------------------------------------------- pure math
 

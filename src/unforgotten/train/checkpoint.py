@@ -51,13 +51,41 @@ def save(output_dir: Path, step: int, model, optimizer, scheduler, methods: list
     root = checkpoint_dir(output_dir)
     final = root / f"step-{step:07d}"
     tmp = root / f".tmp-step-{step:07d}"
-    weights = {n: whole(p) for n, p in model.named_parameters() if p.requires_grad}
+    weights = {n: whole(p) for n, p in model.named_parameters() if p.requires_grad}  # every process: may gather
     if rank == 0:
         root.mkdir(parents=True, exist_ok=True)
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
     barrier()
+    try:
+        _write_process(tmp, rank, optimizer)
+        barrier()
+        if rank == 0:
+            _write(tmp, step, weights, scheduler, methods, fingerprint, user_micro_batches)
+    # disk full, quota, permissions (OSError; safetensors' 'unexpected pos' and torch.save's
+    # 'failed writing file' are not OSErrors): no half checkpoint left, and say where
+    except Exception as e:  # noqa: BLE001
+        shutil.rmtree(tmp, ignore_errors=True)
+        from ..errors import UnforgottenError
+
+        last = latest(output_dir)
+        raise UnforgottenError(
+            f"could not write checkpoint {final}: {getattr(e, 'strerror', None) or e} (temporary files removed; "
+            f"{'the last checkpoint ' + str(last) + ' is intact' if last else 'no earlier checkpoint'})"
+        ) from e
+    if rank == 0:
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        for old in sorted(p for p in root.glob("step-*"))[:-KEEP]:
+            shutil.rmtree(old, ignore_errors=True)
+    barrier()
+    return final
+
+
+def _write_process(tmp: Path, rank: int, optimizer) -> None:
+    """This process's own state: its optimizer (a shard of it under FSDP) and its RNG states."""
     torch.save(
         {
             "optimizer": optimizer.state_dict(),
@@ -71,21 +99,16 @@ def save(output_dir: Path, step: int, model, optimizer, scheduler, methods: list
         },
         tmp / f"process-{rank}.pt",
     )
-    barrier()
-    if rank == 0:
-        save_file(weights, str(tmp / "trainable.safetensors"))
-        torch.save({"scheduler": scheduler.state_dict(), "methods": [m.state_dict() for m in methods]},
-                   tmp / "training_state.pt")
-        (tmp / "state.json").write_text(
-            json.dumps({"step": step, "fingerprint": fingerprint, "user_micro_batches": user_micro_batches})
-        )
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        for old in sorted(p for p in root.glob("step-*"))[:-KEEP]:
-            shutil.rmtree(old, ignore_errors=True)
-    barrier()
-    return final
+
+
+def _write(tmp: Path, step: int, weights: dict[str, torch.Tensor], scheduler, methods: list, fingerprint: str,
+           user_micro_batches: int | None) -> None:
+    save_file(weights, str(tmp / "trainable.safetensors"))
+    torch.save({"scheduler": scheduler.state_dict(), "methods": [m.state_dict() for m in methods]},
+               tmp / "training_state.pt")
+    (tmp / "state.json").write_text(
+        json.dumps({"step": step, "fingerprint": fingerprint, "user_micro_batches": user_micro_batches})
+    )
 
 
 def load(path: Path, model, optimizer, scheduler, methods: list, accelerator=None) -> dict[str, Any]:

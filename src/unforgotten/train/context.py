@@ -110,6 +110,8 @@ class TrainContext:
     micro_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)  # this step's, on CPU
     step_tokens: int = 0  # label tokens in this step's micro-batches (the task loss's denominator)
     log: Callable[[dict[str, Any]], None] = lambda rec: None
+    last_record: dict[str, Any] = field(default_factory=dict)  # the latest step's log record (loss, lr, tokens)
+    stop_requested: bool = False  # set by an on_step callback: checkpoint now and stop (see loop.TrainingStopped)
     _frozen_copy: torch.nn.Module | None = None
 
     @property
@@ -153,6 +155,27 @@ class TrainContext:
         model = self.unwrapped_model()
         if not is_peft(model) and self._frozen_copy is None:
             self._frozen_copy = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @contextlib.contextmanager
+    def setup_reference(self) -> Iterator[torch.nn.Module]:
+        """The starting (aligned) model in eval mode, for targets computed in ``setup()``.
+
+        LoRA: :meth:`reference` (the base with the adapter off, no copy). Full fine-tuning: the
+        frozen copy when a method already snapshotted one, else the trainable model itself, which
+        *is* the starting model while ``setup`` runs (so no copy is kept for the whole run). Use it
+        only before the first step; afterwards use :meth:`reference`.
+        """
+        model = self.unwrapped_model()
+        if is_peft(model) or self._frozen_copy is not None:
+            with self.reference() as m:
+                yield m
+            return
+        was_training = model.training
+        model.eval()
+        try:
+            yield model
+        finally:
+            model.train(was_training)
 
     def base_state_dict(self) -> dict[str, torch.Tensor]:
         """Weights of the pre-alignment base model (``base_source``), by plain HF parameter name.

@@ -25,22 +25,34 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import TrainConfig, to_dict
 from ..data.schema import Record
 from ..data.tokenize import IGNORE, BatchStream, EncodeStats, encode_records
-from ..errors import UserInputError
-from ..methods import Method, build_methods
+from ..errors import TrainingDiverged, UserInputError
 from ..models import is_peft
+from ..progress import progress_bar
 from . import checkpoint
 from .context import TrainContext
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..methods.base import Method  # methods import train/context.py; the loop only runs them
+
 console = Console(stderr=True)
+
+
+class TrainingStopped(Exception):
+    """Raised after ``on_step`` set ``ctx.stop_requested``: a checkpoint at ``step`` was kept, so
+    a later ``resume=True`` run continues exactly there (a paused or cancelled service job)."""
+
+    def __init__(self, step: int):
+        super().__init__(f"training stopped at step {step} on request; checkpoint kept")
+        self.step = step
 
 
 @dataclass
@@ -85,6 +97,35 @@ def _refuse_unshardable(accelerator, params: list[torch.Tensor], methods: list[M
         )
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the log records of steps up to ``step`` (the checkpoint resumed from); atomic."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except ValueError:
+            continue  # a line cut short by the kill
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    tmp.replace(path)
+
+
+def _grad_norm(params) -> float:
+    grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
+    return float(torch.stack(grads).norm()) if grads else 0.0
+
+
+def _diverged(output_dir: Path, step: int, what: str, value: Any) -> None:
+    last = checkpoint.latest(output_dir)
+    kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written before it"
+    raise TrainingDiverged(
+        f"training diverged at step {step}: {what} is not finite ({value}); stopped before the "
+        f"optimizer step, no weights saved; {kept}. Lower train.lr or check the data and method arguments")
+
+
 def total_steps(cfg: TrainConfig, n_batches_per_epoch: int) -> int:
     if cfg.max_steps is not None:
         return cfg.max_steps
@@ -104,9 +145,17 @@ def train(
     resume: bool = False,
     progress: bool = True,
     on_step: Callable[[TrainContext], None] | None = None,
+    on_start: Callable[[], None] | None = None,
     accelerator=None,
 ) -> TrainResult:
     """Fine-tune ``model`` (already LoRA-wrapped, or fully trainable) on ``records``.
+
+    ``methods``: the hooks to run, built by the caller (``methods.build_methods(cfg.methods,
+    cfg.method_args)``); None = plain SFT, which has no hooks.
+
+    ``on_start`` runs once every check has passed (a resumed checkpoint's settings included),
+    right before the first step: the caller writes its own records there, so a refused run
+    changes nothing on disk.
 
     ``accelerator``: an ``accelerate.Accelerator`` set up by the caller; by default one is made
     from the environment (``accelerate launch`` configures DDP, FSDP or DeepSpeed through it).
@@ -117,7 +166,11 @@ def train(
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    methods = methods if methods is not None else build_methods(cfg.methods, cfg.method_args)
+    if methods is None:
+        if list(cfg.methods) != ["sft"]:  # the loop never builds methods: a silent SFT would be wrong
+            raise UserInputError(f"train(): cfg.methods is {cfg.methods} but no methods= were passed; build them "
+                                 "with unforgotten.methods.build_methods(cfg.methods, cfg.method_args)")
+        methods = []
     for m in methods:
         if m.uses_safety_data() and not safety_data:
             raise UserInputError(f"method {m.name!r} needs safety data: set data.safety (and data.safety_size > 0)")
@@ -170,17 +223,21 @@ def train(
     elif resume:
         console.print("[yellow]--resume: no checkpoint found, starting from scratch[/]")
     ctx.step = start
+    if on_start is not None:
+        on_start()
 
     # 4. steps
     want_hidden = any(m.needs_hidden_states for m in methods)
     log_path = output_dir / "train_log.jsonl"
+    if start and ctx.is_main:  # steps logged after the checkpoint are redone: drop them, or they appear twice
+        _truncate_log(log_path, start)
     log_file = open(log_path, "a" if start else "w") if ctx.is_main else None
     if log_file is not None:
         ctx.log = lambda rec: (log_file.write(json.dumps(rec) + "\n"), log_file.flush())
     batches = stream.iterate(ctx.user_micro_batches if start else 0)
     history: list[dict[str, Any]] = []
     tokens_seen, t0 = 0, time.perf_counter()
-    bar = Progress(
+    bar = progress_bar(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not ctx.progress,
     )
@@ -204,6 +261,7 @@ def train(
                 for m in methods:
                     m.start_step(ctx)
                 task_sum = 0.0
+                step_losses: list[float] = []
                 for i, batch in enumerate(micro):
                     ctx.micro_fraction = _labelled_rows(batch) / n_ex
                     sync = contextlib.nullcontext() if i == len(micro) - 1 else accelerator.no_sync(model)
@@ -213,13 +271,21 @@ def train(
                         task_sum += float(out.loss_sum.detach())
                         for m in methods:
                             loss = m.loss(ctx, batch, out, loss)
+                        step_losses.append(float(loss.detach()))
                         # DDP / FSDP average gradients over processes, but each process's loss is
                         # already its share of the whole step's: undo the mean
                         accelerator.backward(loss * ctx.num_processes)
                     tokens_seen += int(batch["attention_mask"].sum())
+                task_sum = ctx.sum_across(task_sum)  # over all processes, which must all stop together:
+                nonfinite = ctx.sum_across(sum(not math.isfinite(v) for v in step_losses))  # any one's
+                if not math.isfinite(task_sum) or nonfinite:
+                    _diverged(output_dir, step + 1, "the loss", task_sum if not math.isfinite(task_sum) else step_losses)
                 for m in methods:
                     m.before_step(ctx)
                 grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None
+                norm = float(grad_norm) if grad_norm is not None else _grad_norm(params)
+                if not math.isfinite(norm):
+                    _diverged(output_dir, step + 1, "the gradient norm", norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -228,7 +294,7 @@ def train(
                     m.after_step(ctx)
                 rec = {
                     "step": ctx.step,
-                    "loss": ctx.sum_across(task_sum) / n_tok,
+                    "loss": task_sum / n_tok,
                     "lr": scheduler.get_last_lr()[0],
                     "grad_norm": float(grad_norm) if grad_norm is not None else None,
                     "tokens": tokens_seen,  # this process's
@@ -237,14 +303,21 @@ def train(
                 for m in methods:
                     rec.update(m.log_fields(ctx))
                 history.append(rec)
+                ctx.last_record = rec
                 if ctx.step % cfg.log_every == 0 or ctx.step == n_steps:
                     ctx.log(rec)
                 bar.update(task, advance=1, loss=f"{rec['loss']:.4f}")
-                if cfg.save_every and ctx.step % cfg.save_every == 0 and ctx.step < n_steps:
+                saved = bool(cfg.save_every) and ctx.step % cfg.save_every == 0 and ctx.step < n_steps
+                if saved:
                     checkpoint.save(output_dir, ctx.step, model, optimizer, scheduler, methods, fingerprint,
                                     user_micro_batches=ctx.user_micro_batches, accelerator=accelerator)
                 if on_step is not None:
                     on_step(ctx)
+                    if ctx.stop_requested and ctx.step < n_steps:  # keep the place, then stop
+                        if not saved:
+                            checkpoint.save(output_dir, ctx.step, model, optimizer, scheduler, methods, fingerprint,
+                                            user_micro_batches=ctx.user_micro_batches, accelerator=accelerator)
+                        raise TrainingStopped(ctx.step)
     finally:
         if log_file is not None:
             log_file.close()
@@ -258,6 +331,9 @@ def train(
     model = accelerator.unwrap_model(ctx.model)
     ctx.model = model
     weights_dir = output_dir / ("adapter" if is_peft(model) else "model")
+    bad = next((n for n, p in model.named_parameters() if p.requires_grad and not torch.isfinite(checkpoint.whole(p)).all()), None)
+    if bad is not None:  # a finalize hook's merge went wrong: never publish a NaN model
+        _diverged(output_dir, ctx.step, f"weight {bad} after {'+'.join(m.name for m in methods)} finalize", "nan/inf")
     if ctx.is_main:
         model.save_pretrained(weights_dir, state_dict=state, safe_serialization=True)
         tokenizer.save_pretrained(weights_dir)
@@ -271,7 +347,7 @@ def train(
         (output_dir / "train_summary.json").write_text(json.dumps({
             "steps": n_steps, "resumed_from": start, "final_loss": result.final_loss,
             "tokens_per_s": result.tokens_per_s, "samples": len(samples), "truncated": stats.truncated,
-            "dropped": stats.dropped, "methods": [m.name for m in methods], "weights": str(weights_dir),
+            "dropped": stats.dropped, "methods": [m.name for m in methods] or ["sft"], "weights": str(weights_dir),
             "processes": ctx.num_processes,
         }, indent=2))
     accelerator.wait_for_everyone()  # the others return once the main process has written everything
