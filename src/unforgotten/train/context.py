@@ -136,7 +136,17 @@ class TrainContext:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def forward(self, batch: dict[str, torch.Tensor], want_hidden: bool = False) -> StepOutputs:
-        return forward_with_labels(self.model, self.to_device(batch), want_hidden, self.config.share_prefix)
+        return forward_with_labels(self.model, self.to_device(batch), want_hidden, self.share_prefix)
+
+    @property
+    def share_prefix(self) -> bool:
+        """``train.share_prefix``; when null, on for a CPU and off for a GPU (where the extra prefix
+        pass cost more than it saved: issue 17). Off under gradient checkpointing, which keeps no
+        key/value cache to share."""
+        if getattr(self.config, "gradient_checkpointing", False):
+            return False
+        setting = self.config.share_prefix
+        return self.device.type == "cpu" if setting is None else bool(setting)
 
     @contextlib.contextmanager
     def reference(self) -> Iterator[torch.nn.Module]:

@@ -126,6 +126,25 @@ def _diverged(output_dir: Path, step: int, what: str, value: Any) -> None:
         f"optimizer step, no weights saved; {kept}. Lower train.lr or check the data and method arguments")
 
 
+def mixed_precision(precision: str) -> str:
+    """accelerate's mixed_precision for ``train.precision`` (its autocast wraps the model's forward;
+    fp16 adds a loss scaler, whose scale A-GEM's and OGPSA's projections do not depend on)."""
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
+
+
+def _accelerator(precision: str):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    # accelerate fixes the precision for the process's life; one process may train at several
+    # (the align step, then a fine-tune): start its state over, keeping the process group
+    if AcceleratorState._shared_state.get("_mixed_precision", precision) != precision:
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=precision)
+
+
 def total_steps(cfg: TrainConfig, n_batches_per_epoch: int) -> int:
     if cfg.max_steps is not None:
         return cfg.max_steps
@@ -160,7 +179,6 @@ def train(
     ``accelerator``: an ``accelerate.Accelerator`` set up by the caller; by default one is made
     from the environment (``accelerate launch`` configures DDP, FSDP or DeepSpeed through it).
     """
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
 
@@ -175,7 +193,7 @@ def train(
         if m.uses_safety_data() and not safety_data:
             raise UserInputError(f"method {m.name!r} needs safety data: set data.safety (and data.safety_size > 0)")
     set_seed(cfg.seed)
-    accelerator = accelerator or Accelerator()
+    accelerator = accelerator or _accelerator(mixed_precision(cfg.precision))
     ctx = TrainContext(model, tokenizer, cfg, output_dir, list(records), safety_data, base_source, accelerator)
     ctx.progress = progress and ctx.is_main
     ckpt = checkpoint.latest(output_dir) if resume else None
@@ -199,6 +217,10 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise UserInputError("the model has no trainable parameters")
+    for p in params:  # fp32 master weights (a bf16 base's adapter included); autocast does the rest
+        p.data = p.data.float()
+    if cfg.gradient_checkpointing:  # non-reentrant: works with a frozen base and no input grads
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * n_steps), n_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
