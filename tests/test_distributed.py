@@ -19,7 +19,7 @@ from unforgotten.methods import METHODS, build_methods
 from unforgotten.models import LoraSettings, apply_lora
 from unforgotten.train.loop import train
 
-from multiprocess import run_processes
+from launch_processes import run_processes
 from tiny import tiny_aligned_model, tiny_tokenizer, trainable_snapshot
 
 USER = [make_record("review this movie was great", "positive"), make_record("review this movie was terrible", "negative"),
