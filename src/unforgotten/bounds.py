@@ -8,6 +8,9 @@ a number) and, when declared with :func:`bounded`, for its range::
     k: int = bounded(32, ge=1)
     top_p: float = bounded(0.95, gt=0, le=1)
 
+A ``bool`` field must be true or false, and a string declared with :func:`one_of` one of its
+choices (``storage: str = one_of("topk", ("topk", "exact"))``), in the same message shape.
+
 :func:`check_fields` walks a dataclass (and the dataclasses inside it) and raises one
 :class:`~unforgotten.errors.ConfigError` shaped like ``train.lr must be a finite number > 0
 (got inf)``: the field's dotted name, what it must be, and the value it got. Config loading calls
