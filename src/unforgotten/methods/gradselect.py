@@ -413,9 +413,10 @@ class GradSelect(Method):
     def score(self, ctx: "TrainContext", samples: list["Encoded"], progress: bool = True) -> dict[str, Any]:
         """Gradient norms and losses of ``samples`` at the current weights, in their order."""
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         from ..data.tokenize import collate
+        from ..progress import progress_bar
 
         model = ctx.unwrapped_model()
         params = ctx.trainable()
@@ -449,7 +450,7 @@ class GradSelect(Method):
         was_training = model.training
         model.eval()
         t0 = time.perf_counter()
-        bar = Progress(
+        bar = progress_bar(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[how]}"),
             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), disable=not progress,
         )

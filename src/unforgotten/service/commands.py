@@ -47,9 +47,12 @@ def register(app: typer.Typer, guard: Callable) -> None:
             uvicorn.run(app_, host=settings.host, port=settings.port, log_level="info")
         finally:
             for p in procs:
-                p.terminate()
+                p.terminate()  # a worker checkpoints its job at the next step and re-queues it
             for p in procs:
-                p.wait(timeout=30)
+                try:
+                    p.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    p.kill()  # its job's lease expires and another worker resumes it
 
     @app.command()
     @guard

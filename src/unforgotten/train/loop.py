@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import TrainConfig, to_dict
 from ..data.schema import Record
 from ..data.tokenize import IGNORE, BatchStream, EncodeStats, encode_records
 from ..errors import TrainingDiverged, UserInputError
 from ..models import is_peft
+from ..progress import progress_bar
 from . import checkpoint
 from .context import TrainContext
 
@@ -202,7 +203,7 @@ def train(
     batches = stream.iterate(ctx.user_micro_batches if start else 0)
     history: list[dict[str, Any]] = []
     tokens_seen, t0 = 0, time.perf_counter()
-    bar = Progress(
+    bar = progress_bar(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not progress,
     )
@@ -288,6 +289,9 @@ def train(
     model = accelerator.unwrap_model(ctx.model)
     ctx.model = model
     weights_dir = output_dir / ("adapter" if is_peft(model) else "model")
+    bad = next((n for n, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()), None)
+    if bad is not None:  # a finalize hook's merge went wrong: never publish a NaN model
+        _diverged(output_dir, ctx.step, f"weight {bad} after {'+'.join(m.name for m in methods)} finalize", "nan/inf")
     model.save_pretrained(weights_dir, safe_serialization=True)
     tokenizer.save_pretrained(weights_dir)
     model.eval()
