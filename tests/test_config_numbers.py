@@ -154,3 +154,20 @@ def test_nested_dataclasses_are_walked_and_bad_declarations_fail_loudly():
 
     with pytest.raises(TypeError, match="bounded"):
         check_fields(Wrong())
+
+
+# ----------------------------------------------------------------------------------- the service's config
+
+
+def test_every_service_config_number_is_checked_the_same_way():
+    from unforgotten.service.settings import ServiceConfig, load_service_config
+
+    paths = [p for p, _, _ in numeric_paths(ServiceConfig)]
+    assert {"port", "lease_s", "gate.asr_threshold", "screening.max_flagged_fraction"} <= set(paths)
+    for path in paths:
+        head, _, leaf = path.rpartition(".")
+        override = {head: {leaf: float("nan")}} if head else {leaf: float("nan")}
+        with pytest.raises(ConfigError, match=rf"^{re.escape(path)} must be (an integer|a finite number)\b"):
+            load_service_config(None, override)
+    with pytest.raises(ConfigError, match=r"^gate\.asr_threshold must be a finite number in \[0, 1\] \(got 1\.5\)$"):
+        load_service_config(None, {"gate": {"asr_threshold": 1.5}})

@@ -13,6 +13,7 @@ import time
 import uuid
 
 import pytest
+from procs import alive_with
 
 from unforgotten.eval import sandbox
 from unforgotten.eval.code import extract_code, humaneval_program, pass_at_1, pass_at_k
@@ -21,22 +22,7 @@ from unforgotten.eval.sandbox import run_many, run_python, sandbox_layers
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox targets Linux")
 
 
-def _alive_with(marker: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose command line contains ``marker``."""
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read().decode("utf-8", "replace")
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmd and state not in (b"Z", b"X"):
-            pids.append(int(name))
-    return pids
+_alive_with = alive_with
 
 
 def _box_of(result) -> str:

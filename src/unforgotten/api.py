@@ -10,8 +10,9 @@
     check_data, list_methods, list_judges, list_benchmarks: what ``data check`` and ``list`` show
 
 The rule: ``cli.py`` imports ``api`` for everything it does, ``config`` to read its arguments,
-``errors`` for exit codes and ``report.rich_table`` to print what an api function returned;
-nothing else. New work for the CLI or a service goes here first.
+``errors`` for exit codes, ``report.rich_table`` to print what an api function returned, and
+``service.commands`` (which adds the service's own ``serve``/``worker``/``keys``); nothing else
+(``tests/test_structure.py`` checks it). New pipeline work goes here first; the service calls it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from rich.console import Console
 
-from .config import RunConfig, save_config, to_dict
+from .config import RunConfig, save_config, to_dict, variants
 from .data import load_records, make_poisoned, premixed, sample_buffer, write_manifest
 from .data.schema import Record
 from .errors import UserInputError
@@ -64,8 +65,7 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
     answers (so the model does not learn to refuse everything), then the adapter is merged so
     the aligned model is an ordinary checkpoint that later fine-tunes start from.
     """
-    from .models import apply_lora, resolve_source
-    from .train.loop import train
+    from .models import resolve_source
 
     preflight(cfg, align=True)
     a = cfg.align
@@ -83,13 +83,27 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
     if (out / "config.json").is_file() and not force:
         console.print(f"Aligned model (cached): {out}")
         return out
+    work = cache_dir() / "aligned" / f"{key}.train"
+    # two runs aligning the same model take turns: the second then finds the first's result
+    with claim(work, wait=True, waiting_note=lambda: console.print(f"Waiting for another process aligning into {out}")):
+        if (out / "config.json").is_file() and not force:
+            shutil.rmtree(work, ignore_errors=True)
+            console.print(f"Aligned model (cached): {out}")
+            return out
+        _align_into(cfg, records, work, out, progress=progress)
+    return out
+
+
+def _align_into(cfg: RunConfig, records: list[Record], work: Path, out: Path, *, progress: bool) -> None:
+    from .models import apply_lora
+    from .train import checkpoint
+    from .train.loop import train
+
+    a = cfg.align
     console.print(f"Aligning {cfg.model.source} on {len(records)} records ({', '.join([a.safety, *a.benign])})")
     model, tok = load_weights(cfg.model.source, cfg.model.dtype)
     seeded(a.train.seed)  # the aligned model is cached by its settings: it must follow from them
     model = apply_lora(model, a.lora)
-    work = cache_dir() / "aligned" / f"{key}.train"
-    from .train import checkpoint
-
     # an interrupted alignment picks up where it stopped
     methods = build_methods(a.train.methods, a.train.method_args)
     train(model, tok, records, a.train, work, methods=methods, resume=checkpoint.latest(work) is not None, progress=progress)
@@ -104,7 +118,6 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
         shutil.rmtree(out)
     tmp.rename(out)
     shutil.rmtree(work, ignore_errors=True)
-    return out
 
 
 def starting_model(cfg: RunConfig, *, progress: bool = True) -> str:
@@ -147,12 +160,14 @@ def safety_buffer(cfg: RunConfig) -> list[Record] | None:
 
 
 def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = False, progress: bool = True,
-             checked: bool = False):
+             checked: bool = False, on_step=None):
     """Fine-tune the aligned model on the user's data with ``cfg.train.methods``.
 
     Nothing is written into the output directory until every check has passed (a resumed
     checkpoint's settings included); ``--resume`` on a finished run reports it, or refuses when
     the settings changed, and never trains it again. ``checked``: ``run`` did the preflight.
+    ``on_step(ctx)`` runs after every optimizer step (the service reports progress through it and
+    sets ``ctx.stop_requested`` to pause or cancel a job; see ``train.loop.train``).
     """
     from .models import apply_lora
     from .train.loop import train
@@ -188,7 +203,7 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
         return train(
             model, tok, records, cfg.train, out, methods=methods, safety_data=safety,
             base_source=cfg.model.base or (cfg.model.source if cfg.align.enabled else None), resume=resume,
-            progress=progress, on_start=write_records,
+            progress=progress, on_start=write_records, on_step=on_step,
         )
 
 
@@ -324,38 +339,11 @@ def _evaluate_vllm(cfg: RunConfig, source: str, adapter: str | Path | None, out:
 # --------------------------------------------------------------------------- run / demo
 
 
-def variants(cfg: RunConfig) -> list[RunConfig]:
-    """One config per method (or composition) to compare, each with its own output directory."""
-    import dataclasses
-
-    if not cfg.compare:
-        return [cfg]
-    import yaml
-
-    out = []
-    for spec in cfg.compare:
-        # "ewc+safelora", "der:storage=exact;k=64": methods joined by '+', arguments after ':'
-        methods, args = [], {}
-        for part in spec.split("+"):
-            name, _, kv = part.strip().partition(":")
-            methods.append(name)
-            args[name] = dict(cfg.train.method_args.get(name, {}))
-            for item in filter(None, kv.split(";")):
-                key, eq, value = item.partition("=")
-                if not eq:
-                    raise UserInputError(f"compare entry {spec!r}: method arguments look like name:key=value;key=value")
-                args[name][key.strip()] = yaml.safe_load(value)
-        train = dataclasses.replace(cfg.train, methods=methods, method_args={k: v for k, v in args.items() if v})
-        slug = spec.replace("+", "_").replace(":", "-").replace(";", "-").replace("=", "")
-        out.append(dataclasses.replace(cfg, name=spec, train=train, output_dir=str(Path(cfg.output_dir) / slug), compare=[]))
-    return out
-
-
 def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, progress: bool = True) -> list[tuple[str, dict[str, Any]]]:
     """align -> evaluate aligned -> finetune (each compared method) -> evaluate -> report."""
     # every name, path and method argument of every stage, before hours of work, not after
-    preflight(cfg, align=True, finetune=True, evaluate=True)
     todo = variants(cfg)
+    preflight(cfg, align=True, finetune=True, evaluate=True, variants=todo)
     root = Path(cfg.output_dir)
     with claim(root):
         save_config(cfg, root / "config.yaml")

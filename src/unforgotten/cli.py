@@ -243,6 +243,11 @@ def list_benchmarks():
     console.print(table)
 
 
+from .service.commands import register as _register_service  # noqa: E402 - needs _guard above
+
+_register_service(app, _guard)
+
+
 def main() -> None:
     import warnings
 

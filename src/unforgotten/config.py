@@ -278,3 +278,26 @@ def validate(cfg: RunConfig) -> None:
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def variants(cfg: RunConfig) -> list[RunConfig]:
+    """One config per method (or composition) to compare, each with its own output directory."""
+    if not cfg.compare:
+        return [cfg]
+    out = []
+    for spec in cfg.compare:
+        # "ewc+safelora", "der:storage=exact;k=64": methods joined by '+', arguments after ':'
+        methods, args = [], {}
+        for part in spec.split("+"):
+            name, _, kv = part.strip().partition(":")
+            methods.append(name)
+            args[name] = dict(cfg.train.method_args.get(name, {}))
+            for item in filter(None, kv.split(";")):
+                key, eq, value = item.partition("=")
+                if not eq:
+                    raise ConfigError(f"compare entry {spec!r}: method arguments look like name:key=value;key=value")
+                args[name][key.strip()] = yaml.safe_load(value)
+        train = dataclasses.replace(cfg.train, methods=methods, method_args={k: v for k, v in args.items() if v})
+        slug = spec.replace("+", "_").replace(":", "-").replace(";", "-").replace("=", "")
+        out.append(dataclasses.replace(cfg, name=spec, train=train, output_dir=str(Path(cfg.output_dir) / slug), compare=[]))
+    return out

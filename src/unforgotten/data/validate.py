@@ -8,7 +8,6 @@ a file without reading our code. Checks collect all problems rather than stoppin
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from typing import Any

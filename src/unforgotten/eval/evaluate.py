@@ -21,8 +21,8 @@ from ..config import EvalConfig, to_dict
 from ..data.schema import prompt_messages, prompt_text
 from .benchmarks import BenchmarkSet, load_benchmark
 from .judges import Judge, get_judge
-from .metrics import accuracy, asr, rate_with_ci, refusal_rate
-from .scoring import extract_label, extract_number, normalize_number
+from .metrics import asr, refusal_rate
+from .tasks import TASKS
 
 console = Console(stderr=True)
 
@@ -88,34 +88,8 @@ def _judged(bset: BenchmarkSet, responses: list[str], judges: dict[str, Judge]) 
 
 
 def _scored(bset: BenchmarkSet, responses: list[str], cfg: EvalConfig) -> tuple[dict[str, Any], list[dict]]:
-    """Utility sets: extract the answer and compare with the label, or run the code."""
-    task = bset.benchmark.task
-    records = bset.records
-    if task == "code":
-        from .code import pass_at_1
-
-        flags, results = pass_at_1(records, responses, workers=cfg.code_workers, timeout_s=cfg.code_timeout_s)
-        rows = [
-            {"id": r.get("id"), "response": s, "status": res.status, "passed": f,
-             # one bounded, scrubbed line: whatever the code read must not land in the results
-             "error": res.error_line}
-            for r, s, f, res in zip(records, responses, flags, results)
-        ]
-        return {"result": rate_with_ci(flags, none_counts_as=False)}, rows
-    labels = [str(r["label"]) for r in records]
-    if task == "number":
-        preds = [extract_number(s) for s in responses]
-        labels = [normalize_number(lab) or lab.strip() for lab in labels]
-    else:
-        choices = sorted({lab.strip() for lab in labels})
-        preds = [extract_label(s, choices) for s in responses]
-    result = accuracy(preds, labels)
-    rows = [
-        {"id": r.get("id"), "prompt": prompt_text(r), "response": s, "pred": p, "label": lab,
-         "correct": p is not None and p.strip().casefold() == lab.strip().casefold()}
-        for r, s, p, lab in zip(records, responses, preds, labels)
-    ]
-    return {"result": result}, rows
+    """Utility sets: the benchmark's task scores them (extract and compare, or run the code)."""
+    return TASKS.get(bset.benchmark.task).score(bset.records, responses, cfg)
 
 
 def evaluate_benchmarks(generate: Generator, cfg: EvalConfig, output_dir: str | Path, *,

@@ -41,6 +41,15 @@ if TYPE_CHECKING:  # pragma: no cover
 console = Console(stderr=True)
 
 
+class TrainingStopped(Exception):
+    """Raised after ``on_step`` set ``ctx.stop_requested``: a checkpoint at ``step`` was kept, so
+    a later ``resume=True`` run continues exactly there (a paused or cancelled service job)."""
+
+    def __init__(self, step: int):
+        super().__init__(f"training stopped at step {step} on request; checkpoint kept")
+        self.step = step
+
+
 @dataclass
 class TrainResult:
     output_dir: Path
@@ -116,6 +125,7 @@ def train(
 
     ``methods``: the hooks to run, built by the caller (``methods.build_methods(cfg.methods,
     cfg.method_args)``); None = plain SFT, which has no hooks.
+
     ``on_start`` runs once every check has passed (a resumed checkpoint's settings included),
     right before the first step: the caller writes its own records there, so a refused run
     changes nothing on disk.
@@ -254,14 +264,21 @@ def train(
                 for m in methods:
                     rec.update(m.log_fields(ctx))
                 history.append(rec)
+                ctx.last_record = rec
                 if ctx.step % cfg.log_every == 0 or ctx.step == n_steps:
                     ctx.log(rec)
                 bar.update(task, advance=1, loss=f"{rec['loss']:.4f}")
-                if cfg.save_every and ctx.step % cfg.save_every == 0 and ctx.step < n_steps:
+                saved = bool(cfg.save_every) and ctx.step % cfg.save_every == 0 and ctx.step < n_steps
+                if saved:
                     checkpoint.save(output_dir, ctx.step, model, optimizer, scheduler, methods, fingerprint,
                                     user_micro_batches=ctx.user_micro_batches)
                 if on_step is not None:
                     on_step(ctx)
+                    if ctx.stop_requested and ctx.step < n_steps:  # keep the place, then stop
+                        if not saved:
+                            checkpoint.save(output_dir, ctx.step, model, optimizer, scheduler, methods, fingerprint,
+                                            user_micro_batches=ctx.user_micro_batches)
+                        raise TrainingStopped(ctx.step)
     finally:
         log_file.close()
 
@@ -272,6 +289,9 @@ def train(
     model = accelerator.unwrap_model(ctx.model)
     ctx.model = model
     weights_dir = output_dir / ("adapter" if is_peft(model) else "model")
+    bad = next((n for n, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()), None)
+    if bad is not None:  # a finalize hook's merge went wrong: never publish a NaN model
+        _diverged(output_dir, ctx.step, f"weight {bad} after {'+'.join(m.name for m in methods)} finalize", "nan/inf")
     model.save_pretrained(weights_dir, safe_serialization=True)
     tokenizer.save_pretrained(weights_dir)
     model.eval()
