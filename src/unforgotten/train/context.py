@@ -143,8 +143,9 @@ class TrainContext:
     def share_prefix(self) -> bool:
         """``train.share_prefix``; when null, on for a CPU and off for a GPU (where the extra prefix
         pass cost more than it saved: issue 17). Off under gradient checkpointing, which keeps no
-        key/value cache to share."""
-        if getattr(self.config, "gradient_checkpointing", False):
+        key/value cache to share, and with several processes: whether a batch has a long enough
+        shared prefix depends on each process's rows, and DDP needs the same forward calls on all."""
+        if getattr(self.config, "gradient_checkpointing", False) or self.num_processes > 1:
             return False
         setting = self.config.share_prefix
         return self.device.type == "cpu" if setting is None else bool(setting)

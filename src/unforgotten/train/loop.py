@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +143,9 @@ def _accelerator(precision: str):
     # (the align step, then a fine-tune): start its state over, keeping the process group
     if AcceleratorState._shared_state.get("_mixed_precision", precision) != precision:
         AcceleratorState._reset_state()
-    return Accelerator(mixed_precision=precision)
+    # accelerate joins CPU processes (gloo) only when told it runs on the CPU
+    cpu_launch = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(mixed_precision=precision, cpu=cpu_launch)
 
 
 def total_steps(cfg: TrainConfig, n_batches_per_epoch: int) -> int:
