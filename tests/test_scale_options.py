@@ -83,6 +83,12 @@ def test_share_prefix_is_chosen_per_device(tmp_path):
     ctx.config.gradient_checkpointing, ctx.config.share_prefix = False, False
     assert not ctx.share_prefix
 
+    class TwoProcesses:  # DDP needs the same forward calls in every process; the prefix depends on the rows
+        num_processes, process_index = 2, 0
+
+    ctx.config.share_prefix, ctx.accelerator = True, TwoProcesses()
+    assert not ctx.share_prefix
+
 
 def test_a_packed_batch_keeps_sequences_apart():
     from unforgotten.data.tokenize import collate, encode_records, pack
