@@ -47,7 +47,7 @@ class StepReplay:
         for s in sizes:
             self.slices.append(picked[start : start + s])
             start += s
-        self.tokens = sum(_shifted_label_count(e) for e in picked)
+        self.tokens = sum(shifted_label_count(e) for e in picked)
         self._next = 0
 
     def next_slice(self) -> tuple[list[Encoded], dict[str, torch.Tensor]]:
@@ -59,7 +59,7 @@ class StepReplay:
         return encs, collate(encs, self.pad_id)
 
 
-def _shifted_label_count(e: Encoded) -> int:
+def shifted_label_count(e: Encoded) -> int:
     """Label tokens the loss sees (labels are shifted by one: the first position never counts)."""
     return sum(1 for t in e.labels[1:] if t != IGNORE)
 
