@@ -240,24 +240,27 @@ class GRSAP(Method):
         if n_target == 0:
             n_per_domain = 0
         out_dir = Path(ctx.output_dir)
-        with ctx.setup_reference() as model:  # LoRA: the base with the adapter off; full FT: the model itself
-            # synthesis is the slow part (hundreds of sampled generations): a resumed or re-run
-            # fine-tune with the same settings and starting weights reuses what it wrote last time
-            key = self.synthesis_key(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)
-            reused = _read_synthesis(out_dir, key)
-            if reused is not None:
-                rows, stats = reused
-                log.info("grsap: reusing %d synthesized candidates from %s", len(rows), out_dir)
-            else:
-                rows, stats = self.synthesize(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)
-        stats["n_user"] = len(user_data)
-        stats["synthesis_key"] = key
+        # several processes: the main one synthesizes and writes, the others then reuse what it wrote
+        with ctx.main_process_first():
+            with ctx.setup_reference() as model:  # LoRA: the base with the adapter off; full FT: the model itself
+                # synthesis is the slow part (hundreds of sampled generations): a resumed or re-run
+                # fine-tune with the same settings and starting weights reuses what it wrote last time
+                key = self.synthesis_key(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)
+                reused = _read_synthesis(out_dir, key)
+                if reused is not None:
+                    rows, stats = reused
+                    log.info("grsap: reusing %d synthesized candidates from %s", len(rows), out_dir)
+                else:
+                    rows, stats = self.synthesize(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)
+            stats["n_user"] = len(user_data)
+            stats["synthesis_key"] = key
+            if ctx.is_main:
+                _write(out_dir, rows, stats)
         self.stats = stats
         synthetic = [
             make_record(r["request"], r["response"], id=r["id"], source="grsap", category=r["domain"], difficulty=r["difficulty"])
             for r in rows if r["status"] == "selected"
         ]
-        _write(out_dir, rows, stats)
         if len(synthetic) < n_target:
             warnings.warn(
                 f"grsap: only {len(synthetic)} of the {n_target} synthetic safety pairs survived the filters "
