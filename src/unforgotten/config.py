@@ -61,6 +61,9 @@ class TrainConfig:
     # on a GPU that supports it, else fp32 (bf16 matmuls are ~3x slower than fp32 on a CPU)
     precision: str = one_of("auto", ("auto", "fp32", "bf16", "fp16"))
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~1.3x compute
+    # each micro-batch as one row of its sequences back to back (no padding; a block-diagonal
+    # attention mask keeps them apart, so the loss is the unpacked one); methods with packable=False refuse it
+    packing: bool = False
     seed: int = 42
     save_every: int = bounded(50, ge=0)  # optimizer steps between checkpoints (0: only at the end)
     log_every: int = bounded(1, ge=1)

@@ -105,6 +105,7 @@ class DER(Method):
     """
 
     name = "der"
+    packable: ClassVar[bool] = False  # see Method.packable
     needs_safety_data: ClassVar[bool] = True
 
     alpha: float = bounded(0.3, ge=0)

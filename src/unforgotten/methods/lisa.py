@@ -120,6 +120,7 @@ class Lisa(Method):
 
     name = "lisa"
     shardable: ClassVar[bool] = False  # see Method.shardable
+    packable: ClassVar[bool] = False  # see Method.packable
     needs_safety_data = True
 
     alignment_steps: int = bounded(100, ge=0)
