@@ -272,9 +272,6 @@ def validate(cfg: RunConfig) -> None:
     check_fields(cfg)  # every number, bool and choice, as declared on its field (bounds.py)
     for name, v in cfg.eval.limits.items():
         check_number(f"eval.limits.{name}", v, int, Bounds(ge=1))
-    for where, t in (("train", cfg.train), ("align.train", cfg.align.train)):
-        if t.share_prefix not in (None, True, False):  # an optional bool: bounds.py checks plain bools only
-            raise ConfigError(f"{where}.share_prefix must be true, false or null (per device) (got {t.share_prefix!r})")
     if cfg.model.quantize != "none" and cfg.model.full_finetune:
         raise ConfigError("model.quantize trains a LoRA adapter on quantized weights: it cannot be combined with model.full_finetune")
     e = cfg.eval
