@@ -48,7 +48,7 @@ def test_killed_worker_job_is_reclaimed_and_resumed_exactly(tmp_path, database_u
         job = c.fine_tuning.jobs.create(**spec)
         first = worker_process(cfg_path, tmp_path / "worker1.log")
         try:
-            wait_for(lambda: len(c.fine_tuning.jobs.checkpoints.list(job.id, limit=100).data) >= 3, timeout=120,
+            wait_for(lambda: len(c.fine_tuning.jobs.checkpoints.list(job.id, limit=100).data) >= 3, timeout=300,
                      every=0.05, what="three checkpoints")
             os.kill(first.pid, signal.SIGKILL)
             first.wait(timeout=30)
@@ -56,7 +56,7 @@ def test_killed_worker_job_is_reclaimed_and_resumed_exactly(tmp_path, database_u
             assert killed_at.status == "running"
             second = worker_process(cfg_path, tmp_path / "worker2.log")
             try:
-                done = wait_status(c, job.id, timeout=180)
+                done = wait_status(c, job.id, timeout=300)
                 assert done.status == "succeeded", (done.error, (tmp_path / "worker2.log").read_text()[-2000:])
                 messages = [e.message for e in c.fine_tuning.jobs.list_events(job.id, limit=100)]
                 resumed = [m for m in messages if m.startswith("Resuming fine-tuning from checkpoint at step")]
@@ -65,7 +65,7 @@ def test_killed_worker_job_is_reclaimed_and_resumed_exactly(tmp_path, database_u
                 assert steps == set(range(1, 33))  # 16 rows x 2 epochs: no step lost
                 # the same job run without a crash ends with the very same adapter
                 again = c.fine_tuning.jobs.create(**spec)
-                again = wait_status(c, again.id, timeout=180)
+                again = wait_status(c, again.id, timeout=300)
                 assert again.status == "succeeded"
             finally:
                 second.terminate()
@@ -138,16 +138,16 @@ def test_serve_runs_api_and_workers_and_sigterm_requeues_the_running_job(tmp_pat
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: proc.poll() is not None or (_up(port) and http("GET", url + "/healthz")[0] == 200),
-                 timeout=120, what="serve to answer /healthz")
+                 timeout=300, what="serve to answer /healthz")
         assert proc.poll() is None, log_path.read_text()[-3000:]
         c = client(url, key)
         f = c.files.create(file=jsonl(tmp_path / "t.jsonl", TASK_ROWS * 4).open("rb"), purpose="fine-tune")
         quick = wait_status(c, c.fine_tuning.jobs.create(training_file=f.id, model="tiny-aligned",
-                                                         hyperparameters={"batch_size": 8}).id, timeout=180)
+                                                         hyperparameters={"batch_size": 8}).id, timeout=300)
         assert quick.status == "succeeded", (quick.error, log_path.read_text()[-3000:])
         job = c.fine_tuning.jobs.create(training_file=f.id, model="tiny-aligned",
                                         hyperparameters={"n_epochs": 3, "batch_size": 1})
-        wait_for(lambda: len(c.fine_tuning.jobs.checkpoints.list(job.id, limit=100).data) >= 2, timeout=120,
+        wait_for(lambda: len(c.fine_tuning.jobs.checkpoints.list(job.id, limit=100).data) >= 2, timeout=300,
                  every=0.05, what="two checkpoints")
         proc.terminate()
         assert proc.wait(timeout=90) == 0, log_path.read_text()[-3000:]
