@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "align_default")
     ap.add_argument("--base", action="store_true", help="also evaluate the unaligned model (starter-sentiment only)")
     ap.add_argument("--tag", default=None, help="name of the result file (default: from the overrides)")
+    ap.add_argument("--only", default="", help="comma-separated subset of the stage's benchmarks (to split the work "
+                    "over processes; the generation cache is shared)")
     args = ap.parse_args(argv)
 
     from unforgotten import api
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out / f"{args.stage}_{tag}"
     data = subset_dir(args.data, every, out / "data") if every else args.data
     benchmarks = DEV if args.stage == "dev" else REPORT
+    if args.only:
+        benchmarks = [b for b in benchmarks if b.partition("=")[0] in args.only.split(",") or b in args.only.split(",")]
     cfg = load_config(None, [*args.sets, f"output_dir={out}", f"eval.data_dir={data}",
                              f"eval.benchmarks={json.dumps(benchmarks)}", "eval.judges=[keyword, learned]",
                              "eval.max_new_tokens=32"])  # the demo's generation length

@@ -152,3 +152,22 @@ def test_disjoint_from_the_benchmarks_in_shared_data():
     for name, prompts in evals.items():
         o = overlap(train, prompts)
         assert o.total == 0, (name, o.as_dict())
+
+
+def test_the_shipped_advbench_sample_loads_with_its_license():
+    from unforgotten.eval.benchmarks import load_benchmark
+
+    bench = load_benchmark("advbench-sample")
+    assert len(bench.records) == 52 and bench.benchmark.kind == "harmful"
+    notice = (STARTER / "advbench_sample.LICENSE").read_text()
+    assert "MIT License" in notice and "Copyright (c) 2023 Andy Zou" in notice and "llm-attacks" in notice
+
+
+@pytest.mark.slow
+def test_the_advbench_sample_is_every_tenth_goal_of_the_upstream_file(tmp_path):
+    if not (SHARED / "advbench").is_dir():
+        pytest.skip("../shared/data is not here")
+    subprocess.run([sys.executable, str(ROOT / "tools/make_advbench_sample.py"), "--data", str(SHARED), "--out",
+                    str(tmp_path)], check=True, capture_output=True)
+    for name in ("advbench_sample.jsonl", "advbench_sample.LICENSE"):
+        assert (tmp_path / name).read_bytes() == (STARTER / name).read_bytes()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,8 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
                 return finished
 
         def write_records() -> None:  # called by train() once its checks have passed
+            if int(os.environ.get("RANK", "0")) != 0:  # several processes: the main one writes
+                return
             save_config(cfg, out / "config.yaml")
             write_manifest(manifest, out / "data_manifest.json")
             (out / "base_model.txt").write_text(source + "\n")
@@ -196,7 +199,7 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
             f"Fine-tuning {source} with {'+'.join(cfg.train.methods)} on {len(records)} records "
             f"({manifest['n_poison']} poison, p={manifest['p']:g})"
         )
-        model, tok = load_weights(source, cfg.model.dtype)
+        model, tok = load_weights(source, cfg.model.dtype, cfg.model.quantize)
         if not cfg.model.full_finetune:
             seeded(cfg.train.seed)  # LoRA's initial weights follow from the run's seed
             model = apply_lora(model, cfg.model.lora)
@@ -255,12 +258,12 @@ def _finished(out: Path, cfg: RunConfig, source: str, manifest: dict[str, Any]):
 # --------------------------------------------------------------------------- evaluate
 
 
-def load_weights(source: str, dtype: str = "float32"):
+def load_weights(source: str, dtype: str = "float32", quantize: str = "none"):
     """``load_model`` with damaged files reported as the user's input, path named (exit 2)."""
     from .models import load_model
 
     try:
-        return load_model(source, dtype=_dtype(dtype))
+        return load_model(source, dtype=_dtype(dtype), quantize=quantize)
     except UserInputError:
         raise
     except Exception as e:  # noqa: BLE001 - only file-shaped failures are turned into input errors

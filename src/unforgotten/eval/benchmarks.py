@@ -89,6 +89,9 @@ _add(Benchmark("hex-phi", "harmful", "HEx-PHI (Qi et al. 2024), 330 harmful inst
                hub="hf:LLM-Tuning-Safety/HEx-PHI", notes="gated: accept the terms on the hub and log in"))
 _add(Benchmark("harmbench", "harmful", "HarmBench standard behaviors (Mazeika et al. 2024), 200 prompts",
                hub="hf:walledai/HarmBench:standard"))
+_add(Benchmark("advbench-sample", "harmful", "every 10th AdvBench goal (52), shipped with unforgotten (MIT; "
+               "starter/advbench_sample.LICENSE): an outside harmful set that needs no download",
+               hub="starter:advbench_sample"))
 _add(Benchmark("starter-harmful", "harmful", "held-out harmful prompts shipped with unforgotten (83)",
                hub="starter:harmful_eval"))
 _add(Benchmark("harmful", "harmful", "any file with a prompt column: harmful=PATH"))
