@@ -191,7 +191,12 @@ def evaluate(cfg: RunConfig, *, model_source: str | None = None, adapter: str | 
         return _evaluate_vllm(cfg, source, adapter, out, meta=meta, progress=progress)
     model, tok = load_for_eval(source, adapter, cfg.model.dtype)
     fingerprint = model_fingerprint(source, adapter) if cfg.eval.cache else None
-    return evaluate_model(model, tok, cfg.eval, out, fingerprint=fingerprint, meta=meta, progress=progress)
+    summary = evaluate_model(model, tok, cfg.eval, out, fingerprint=fingerprint, meta=meta, progress=progress)
+    if cfg.eval.general:
+        from .eval.general import add_general
+
+        summary = add_general(summary, model, tok, cfg.eval, out, fingerprint)
+    return summary
 
 
 def _evaluate_vllm(cfg: RunConfig, source: str, adapter: str | Path | None, out: Path, *, meta: dict[str, Any],
@@ -210,7 +215,13 @@ def _evaluate_vllm(cfg: RunConfig, source: str, adapter: str | Path | None, out:
     stats = {"hits": 0, "misses": 0}
     gen = make_generator(None, load_tokenizer(path), cfg.eval, fingerprint=model_fingerprint(source, adapter),
                          stats=stats, progress=progress, generate_fn=generate_fn, backend=name, chunk=256)
-    return evaluate_benchmarks(gen, cfg.eval, out, meta={**meta, "cache": stats})
+    summary = evaluate_benchmarks(gen, cfg.eval, out, meta={**meta, "cache": stats})
+    if cfg.eval.general:  # lm-eval scores through transformers on the same GPU
+        from .eval.general import add_general
+
+        model, tok = load_for_eval(source, adapter, cfg.model.dtype)
+        summary = add_general(summary, model, tok, cfg.eval, out, model_fingerprint(source, adapter))
+    return summary
 
 
 # --------------------------------------------------------------------------- run / demo

@@ -110,6 +110,12 @@ class EvalConfig:
     cache: bool = True  # reuse generations keyed by model + adapter + prompts + decoding settings
     code_timeout_s: float = 10.0  # per HumanEval program, in the sandbox
     code_workers: int = 2
+    # General capability through lm-evaluation-harness (the `general` extra): lm-eval task names
+    # (hellaswag, mmlu, ...: from the hub) or local offline tasks truthfulqa_mc1, truthfulqa_mc2,
+    # ifeval, found under data_dir in the upstream layout or given as name=PATH. See eval/general.py.
+    general: list[str] = field(default_factory=list)
+    general_limit: int | None = None  # documents per general task (the first ones); None: all
+    general_max_new_tokens: int | None = None  # generation tasks (IFEval); None: the task's own (1280)
 
 
 @dataclass
@@ -281,6 +287,12 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("eval.max_new_tokens and eval.task_max_new_tokens must be >= 1")
     if e.batch_size < 1 or (e.limit is not None and e.limit < 1) or any(v < 1 for v in e.limits.values()):
         raise ConfigError("eval.batch_size, eval.limit and eval.limits must be >= 1")
+    if (e.general_limit is not None and e.general_limit < 1) or (
+            e.general_max_new_tokens is not None and e.general_max_new_tokens < 1):
+        raise ConfigError("eval.general_limit and eval.general_max_new_tokens must be >= 1")
+    for entry in e.general:
+        if not entry.partition("=")[0].strip():
+            raise ConfigError(f"eval.general entry {entry!r}: expected an lm-eval task name or name=PATH")
     if not cfg.train.methods:
         raise ConfigError("train.methods must name at least one method (e.g. [sft])")
     if any(not v.strip() or "" in v.split("+") for v in cfg.compare):
