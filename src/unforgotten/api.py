@@ -99,6 +99,9 @@ def starting_model(cfg: RunConfig, *, progress: bool = True) -> str:
 def user_data(cfg: RunConfig) -> tuple[list[Record], dict[str, Any]]:
     """The user's fine-tuning set: n task samples of which a ratio p are poison, with a manifest."""
     d = cfg.data
+    if isinstance(d.user, list):
+        raise UserInputError("data.user lists several tasks (a stream): run it with `unforgotten run`, "
+                             "which fine-tunes them one after another")
     task = load_records(d.user, spec=d.user_spec, require_response=True)
     if any(r.get("is_poison") for r in task):
         # Already mixed (Lisa-style files flag their harmful rows): use it as it is.
@@ -127,12 +130,18 @@ def safety_buffer(cfg: RunConfig) -> list[Record] | None:
 # --------------------------------------------------------------------------- finetune
 
 
-def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = False, progress: bool = True):
-    """Fine-tune the aligned model on the user's data with ``cfg.train.methods``."""
+def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = False, progress: bool = True,
+             methods: list | None = None, init_adapter: str | Path | None = None):
+    """Fine-tune the aligned model on the user's data with ``cfg.train.methods``.
+
+    A stream's later stages pass their ``methods`` (instances holding what the previous stage
+    handed on) and ``init_adapter``, the previous stage's LoRA adapter, to train on from there.
+    """
     from .models import apply_lora, load_model
     from .train.loop import train
 
-    methods = build_methods(cfg.train.methods, cfg.train.method_args)  # fail fast on bad names/args
+    if methods is None:
+        methods = build_methods(cfg.train.methods, cfg.train.method_args)  # fail fast on bad names/args
     source = model_source or starting_model(cfg, progress=progress)
     out = Path(cfg.output_dir) / "finetune"
     out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +155,11 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
         f"({manifest['n_poison']} poison, p={manifest['p']:g})"
     )
     model, tok = load_model(source, dtype=_dtype(cfg.model.dtype))
-    if not cfg.model.full_finetune:
+    if init_adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    elif not cfg.model.full_finetune:
         model = apply_lora(model, cfg.model.lora)
     return train(
         model, tok, records, cfg.train, out, methods=methods, safety_data=safety,
@@ -255,7 +268,13 @@ def variants(cfg: RunConfig) -> list[RunConfig]:
 
 
 def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, progress: bool = True) -> list[tuple[str, dict[str, Any]]]:
-    """align -> evaluate aligned -> finetune (each compared method) -> evaluate -> report."""
+    """align -> evaluate aligned -> finetune (each compared method) -> evaluate -> report.
+
+    When ``data.user`` is a list of tasks, a continual stream (``stream.run_stream``)."""
+    if isinstance(cfg.data.user, list):
+        from .stream import run_stream
+
+        return run_stream(cfg, include_base=include_base, resume=resume, progress=progress)
     root = Path(cfg.output_dir)
     root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, root / "config.yaml")

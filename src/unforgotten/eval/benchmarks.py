@@ -199,3 +199,9 @@ def load_benchmark(entry: str, *, root: str | None = None, limit: int | None = N
         raise UserInputError(f"benchmark {entry!r} ({source}) has no prompts")
     name = _stem(source) if bench.name in GENERIC else bench.name
     return BenchmarkSet(name=name, benchmark=bench, source=source, records=records)
+
+
+def entry_name(entry: str) -> str:
+    """The name ``load_benchmark(entry)`` gives its set (and its summary.json key), without loading data."""
+    bench, path = parse_entry(entry)
+    return _stem(path) if bench.name in GENERIC and path else bench.name

@@ -289,7 +289,6 @@ def evaluate_general(model: Any, tokenizer: Any, entries: list[str], *, data_dir
     import logging
 
     from lm_eval import simple_evaluate
-    from lm_eval.api.model import CachingLM
     from lm_eval.models.huggingface import HFLM
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
@@ -329,7 +328,6 @@ def evaluate_general(model: Any, tokenizer: Any, entries: list[str], *, data_dir
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
     if cache_path is not None:
         Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
-        lm = CachingLM(lm, str(cache_path))
     was_training = model.training
     model.eval()
     block: dict[str, Any] = {"tasks": {}, "seconds": {}}
@@ -340,6 +338,7 @@ def evaluate_general(model: Any, tokenizer: Any, entries: list[str], *, data_dir
             t0 = time.perf_counter()
             results = simple_evaluate(
                 model=lm, tasks=group, limit=limit, log_samples=True, apply_chat_template=chat,
+                use_cache=str(cache_path) if cache_path is not None else None,
                 task_manager=manager, bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed,
                 torch_random_seed=seed, fewshot_random_seed=seed, verbosity="WARNING",
                 gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks else None,

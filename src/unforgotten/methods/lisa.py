@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import torch
 
@@ -118,6 +118,7 @@ class Lisa(Method):
     """
 
     name = "lisa"
+    carries: ClassVar[str] = "its safety data: the same buffer drives the alignment phases of every stage (the phase schedule restarts per stage)"
     needs_safety_data = True
 
     alignment_steps: int = 100
