@@ -113,6 +113,33 @@ def test_mc2_is_lm_eval_process_results_on_its_loglikelihoods(files, model, tok)
     assert block["tasks"]["truthfulqa_mc2"]["value"] == pytest.approx(np.mean(expected), rel=1e-4)
 
 
+def test_shared_prefix_lm_gives_hflm_s_numbers(files, model, tok):
+    """SharedPrefixHFLM is a speed-up, not a new scorer: per-document scores equal plain HFLM's."""
+    got = {}
+    for shared in (False, True):
+        block = general.evaluate_general(model, tok, ["truthfulqa_mc1", "truthfulqa_mc2"], data_dir=str(files),
+                                         batch_size=3, shared_prefix=shared)
+        got[shared] = {t: v["value"] for t, v in block["tasks"].items()}
+    assert got[True]["truthfulqa_mc1"] == got[False]["truthfulqa_mc1"]
+    assert got[True]["truthfulqa_mc2"] == pytest.approx(got[False]["truthfulqa_mc2"], rel=1e-4)
+
+
+def test_shared_prefix_loglikelihoods_match_hflm_request_by_request(model, tok):
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    from unforgotten.eval.lm_eval_lm import SharedPrefixHFLM
+
+    prefix = "you are a helpful model . "
+    pairs = [(prefix + "the sky is", " blue"), (prefix + "the sky is", " bad"), (prefix + "what is one two", " three four"),
+             (prefix + "the sky is", " blue"), (prefix + "tell me", " a poem about cats")]
+    reqs = [Instance("loglikelihood", {}, p, i) for i, p in enumerate(pairs)]
+    plain = HFLM(pretrained=model, tokenizer=tok, batch_size=2).loglikelihood(reqs, disable_tqdm=True)
+    fast = SharedPrefixHFLM(pretrained=model, tokenizer=tok, batch_size=2).loglikelihood(reqs, disable_tqdm=True)
+    for (a, ga), (b, gb) in zip(plain, fast):
+        assert b == pytest.approx(a, abs=1e-4) and ga == gb
+
+
 def test_custom_task_yaml_loads_local_data_through_lm_eval(tmp_path, model, tok):
     data = tmp_path / "mc.jsonl"
     data.write_text("".join(json.dumps({"q": q, "choices": ["positive", "negative"], "gold": g}) + "\n"

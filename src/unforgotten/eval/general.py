@@ -14,7 +14,8 @@
   instruction checkers are lm-eval's) and only its dataset is swapped for the local file.
 
 Nothing here scores by itself: lm-eval's ``simple_evaluate`` runs on an already loaded model
-(a peft adapter on top is fine) through its ``HFLM`` wrapper, on whatever device the model is
+(a peft adapter on top is fine) through its ``HFLM`` wrapper (log-likelihoods through
+``lm_eval_lm.SharedPrefixHFLM``, HFLM computing the shared few-shot prefix once), on whatever device the model is
 on, in batches of ``eval.batch_size``. Per-document scores come back with the results, and each
 task's headline metric gets a bootstrap 95% interval from ``eval.metrics.bootstrap_ci``.
 
@@ -278,11 +279,12 @@ def summarize(results: dict[str, Any], sources: dict[str, str], output_dir: Path
 def evaluate_general(model: Any, tokenizer: Any, entries: list[str], *, data_dir: str | None = None,
                      batch_size: int = 16, limit: int | None = None, max_gen_toks: int | None = None,
                      cache_path: str | Path | None = None, seed: int = 0,
-                     output_dir: str | Path | None = None) -> dict[str, Any]:
+                     output_dir: str | Path | None = None, shared_prefix: bool = True) -> dict[str, Any]:
     """Run lm-eval on ``model`` (+ adapter) for ``entries``; returns the ``general`` summary block.
 
     Multiple-choice tasks are scored by log-likelihood without a chat template (as lm-eval
-    reports them); generation tasks (IFEval) are prompted through the tokenizer's chat template
+    reports them; ``shared_prefix`` computes them with ``lm_eval_lm.SharedPrefixHFLM``, else with
+    lm-eval's plain ``HFLM``); generation tasks (IFEval) are prompted through the tokenizer's chat template
     when it has one, since an instruction-tuned model answers instructions in its own format.
     """
     _require_lm_eval()
@@ -325,6 +327,8 @@ def evaluate_general(model: Any, tokenizer: Any, entries: list[str], *, data_dir
         generative = not isinstance(task, str) and task.config.output_type == "generate_until"
         tasks[generative and bool(getattr(tokenizer, "chat_template", None))].append(task)
 
+    if shared_prefix:  # same numbers as HFLM's, several times faster on few-shot multiple choice
+        from .lm_eval_lm import SharedPrefixHFLM as HFLM  # noqa: N814
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
     if cache_path is not None:
         Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
