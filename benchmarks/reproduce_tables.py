@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from reproduce import ALL_METHODS, Alignment  # the same directory: run as a script or from reproduce.py
+from reproduce_grid import ALL_METHODS, PARTS, Alignment, grid  # the same directory: run as a script or from reproduce.py
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "reproduce"
 HARMFUL = ("advbench", "directharm4")
@@ -175,8 +175,6 @@ def throughput_table(speed: Path = BENCH_RESULTS / "generation_speed.json",
 
 def grid_status(results: Path) -> str:
     """Which of the grid's cells have results, per part of the grid."""
-    from reproduce import PARTS, grid
-
     done = {p.stem for p in (results / "cells").glob("*.json")}
     rows = []
     for part in PARTS:

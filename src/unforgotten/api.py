@@ -1,11 +1,17 @@
-"""The pipeline's steps as Python functions; the CLI calls these and nothing else.
+"""The pipeline's steps as Python functions: every CLI command (and the service) calls these.
 
     align     stage 1 (provider): safety-align the base model; merged and cached by content hash
     finetune  stage 2 (user): fine-tune the aligned model on (possibly poisoned) user data with
               one or more methods
     evaluate  ASR / benign refusal / task utility of a model (+ adapter)
+    report    tables + plot from evaluation summaries
     run       all of it from one RunConfig, with a side-by-side table
     demo      run() on the embedded model and starter data, including the unaligned model
+    check_data, list_methods, list_judges, list_benchmarks: what ``data check`` and ``list`` show
+
+The rule: ``cli.py`` imports ``api`` for everything it does, ``config`` to read its arguments,
+``errors`` for exit codes and ``report.rich_table`` to print what an api function returned;
+nothing else. New work for the CLI or a service goes here first.
 """
 
 from __future__ import annotations
@@ -73,7 +79,8 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
     from .train import checkpoint
 
     # an interrupted alignment picks up where it stopped
-    train(model, tok, records, a.train, work, resume=checkpoint.latest(work) is not None, progress=progress)
+    methods = build_methods(a.train.methods, a.train.method_args)
+    train(model, tok, records, a.train, work, methods=methods, resume=checkpoint.latest(work) is not None, progress=progress)
     merged = model.merge_and_unload()
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
@@ -302,6 +309,49 @@ def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, pro
 
     write_report(rows, root, title=cfg.name)
     return rows
+
+
+def report(sources: Any, output_dir: str | Path, *, judge: str | None = None,
+           title: str | None = None) -> tuple[dict[str, Path], list[tuple[str, dict[str, Any]]]]:
+    """Write ``report.md``, ``results.json`` and the plot into ``output_dir``; return what was
+    written and the ``(label, summary)`` rows. ``sources``: paths (evaluation or run directories,
+    summary.json files; see ``report.collect``) or ``(label, summary)`` rows already in hand."""
+    from .report import collect, write_report
+
+    items = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    rows = items if items and all(isinstance(i, tuple) for i in items) else collect(items)
+    return write_report(rows, output_dir, judge=judge, title=title), rows
+
+
+# --------------------------------------------------------------------------- check and list
+
+
+def check_data(source: str, *, spec: str | None = None, format: str | None = None) -> tuple[list[str], dict[str, Any] | None]:
+    """Every problem with a data source, and (when there is none) its summary counts."""
+    from .data import check_file, load_records, summarize
+
+    problems = check_file(source, format=format, spec=spec)
+    return problems, None if problems else summarize(load_records(source, format=format, spec=spec))
+
+
+def list_methods() -> list[dict[str, Any]]:
+    from .methods import METHODS
+
+    return [{"name": n, "summary": METHODS.describe(n), "needs_safety_data": METHODS.get(n).needs_safety_data}
+            for n in METHODS.names()]
+
+
+def list_judges() -> list[dict[str, Any]]:
+    from .eval.judges import JUDGES
+
+    return [{"name": n, "measures": sorted(JUDGES.get(n).measures), "summary": JUDGES.describe(n)} for n in JUDGES.names()]
+
+
+def list_benchmarks() -> list[dict[str, Any]]:
+    from .eval.benchmarks import BENCHMARKS
+
+    return [{"name": n, "kind": (b := BENCHMARKS.get(n)).kind, "metric": b.metric, "local": b.local, "hub": b.hub,
+             "description": b.description} for n in BENCHMARKS.names()]
 
 
 def demo_config_path() -> Path:

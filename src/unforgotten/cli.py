@@ -1,5 +1,8 @@
 """The ``unforgotten`` command line: thin wrappers over ``unforgotten.api``.
 
+Each command reads its arguments (``config.load_config``), calls one ``api`` function and prints
+what it returned (``report.rich_table`` for result tables); the work itself is never done here.
+
 Exit codes: 0 ok, 2 bad input or usage (bad config, data, names), 1 any other failure.
 """
 
@@ -151,10 +154,8 @@ def evaluate(config: ConfigOpt = None, sets: SetOpt = None, output_dir: OutOpt =
     cfg = _config(config, sets, output_dir)
     label = model or cfg.model.source
     summary = api.evaluate(cfg, model_source=model, adapter=adapter, label=label, progress=not quiet)
-    from .report import write_report
-
     out = Path(cfg.output_dir) / "eval"
-    write_report([(label, summary)], out, title="evaluation")
+    api.report([(label, summary)], out, title="evaluation")
     console.print(rich_table([(label, summary)], title="evaluation"))
     cache = summary.get("cache", {})
     console.print(f"{out}: summary.json, per-sample JSONL, report.md; generation cache: "
@@ -168,10 +169,11 @@ def report(paths: Annotated[list[Path], typer.Argument(help="Eval or run directo
            judge: Annotated[Optional[str], typer.Option(help="Judge for the tables and plot (default: the first run's primary judge).")] = None,
            title: Annotated[Optional[str], typer.Option(help="Report title.")] = None):
     """One report (tables + safety-utility plot) from several evaluated runs; nothing is regenerated."""
-    from .report import build_report, collect, rich_table
+    from . import api
+    from .report import rich_table
 
-    written = build_report(paths, output_dir, judge=judge, title=title)
-    console.print(rich_table(collect(paths), judge=judge, title=title or "report"))
+    written, rows = api.report(paths, output_dir, judge=judge, title=title)
+    console.print(rich_table(rows, judge=judge, title=title or "report"))
     console.print("Wrote " + ", ".join(str(p) for p in written.values()))
 
 
@@ -181,15 +183,14 @@ def data_check(file: Annotated[str, typer.Argument(help="A data file, or hf:NAME
                spec: Annotated[Optional[str], typer.Option(help="How rows become records (default: detected).")] = None,
                format: Annotated[Optional[str], typer.Option(help="File format (default: from the extension).")] = None):
     """Validate a data file: exit 0 when clean, 2 with every problem listed."""
-    from .data import check_file, load_records, summarize
+    from . import api
 
-    problems = check_file(file, format=format, spec=spec)
+    problems, s = api.check_data(file, format=format, spec=spec)
     if problems:
         for p in problems:
             console.print(f"[red]✗[/] {p}", highlight=False)
         console.print(f"{len(problems)} problem(s) in {file}")
         raise typer.Exit(2)
-    s = summarize(load_records(file, format=format, spec=spec))
     console.print(f"[green]✓[/] {file}: " + ", ".join(f"{k}={v}" for k, v in s.items()), highlight=False)
 
 
@@ -198,13 +199,13 @@ def list_methods():
     """Registered fine-tuning methods."""
     from rich.table import Table
 
-    from .methods import METHODS
+    from . import api
 
     table = Table(title="methods (details: docs/methods.md)")
     for col in ("name", "summary", "safety data"):
         table.add_column(col)
-    for name in METHODS.names():
-        table.add_row(name, METHODS.describe(name), "needed" if METHODS.get(name).needs_safety_data else "")
+    for m in api.list_methods():
+        table.add_row(m["name"], m["summary"], "needed" if m["needs_safety_data"] else "")
     console.print(table)
 
 
@@ -213,14 +214,13 @@ def list_judges():
     """Registered judges: what each decides."""
     from rich.table import Table
 
-    from .eval.judges import JUDGES
+    from . import api
 
     table = Table(title="judges (eval.judges; options via eval.judge_args.NAME)")
     for col in ("name", "decides", "summary"):
         table.add_column(col)
-    for name in JUDGES.names():
-        cls = JUDGES.get(name)
-        table.add_row(name, ", ".join(sorted(cls.measures)), JUDGES.describe(name))
+    for j in api.list_judges():
+        table.add_row(j["name"], ", ".join(j["measures"]), j["summary"])
     console.print(table)
 
 
@@ -229,14 +229,13 @@ def list_benchmarks():
     """Registered benchmarks: kind, metric, where the data comes from."""
     from rich.table import Table
 
-    from .eval.benchmarks import BENCHMARKS
+    from . import api
 
     table = Table(title="benchmarks (eval.benchmarks: NAME or NAME=PATH)")
     for col in ("name", "kind", "metric", "local file (eval.data_dir)", "hub / built in", "description"):
         table.add_column(col)
-    for name in BENCHMARKS.names():
-        b = BENCHMARKS.get(name)
-        table.add_row(name, b.kind, b.metric, b.local or "", b.hub or "(NAME=PATH)", b.description)
+    for b in api.list_benchmarks():
+        table.add_row(b["name"], b["kind"], b["metric"], b["local"] or "", b["hub"] or "(NAME=PATH)", b["description"])
     console.print(table)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .bounds import Bounds, bounded, check_fields, check_number
 from .errors import ConfigError
 from .models import LoraSettings
 
@@ -39,21 +40,21 @@ class TrainConfig:
 
     methods: list[str] = field(default_factory=lambda: ["sft"])
     method_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"ewc": {"lam": 100}}
-    lr: float = 1e-4
-    max_steps: int | None = None  # None: derived from epochs
-    epochs: float = 1.0
-    batch_size: int = 4
-    grad_accum: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 256
+    lr: float = bounded(1e-4, gt=0)
+    max_steps: int | None = bounded(None, ge=1)  # None: derived from epochs
+    epochs: float = bounded(1.0, gt=0)
+    batch_size: int = bounded(4, ge=1)
+    grad_accum: int = bounded(1, ge=1)
+    warmup_ratio: float = bounded(0.1, ge=0, le=1)
+    weight_decay: float = bounded(0.0, ge=0)
+    max_grad_norm: float = bounded(1.0, ge=0)  # 0: no clipping
+    max_length: int = bounded(256, ge=1)
     truncation: str = "truncate"  # or 'drop'; either way the count is reported
     group_by_length: bool = True
     share_prefix: bool = True  # compute a prompt prefix all rows share once per batch (exact; see train/context.py)
     seed: int = 42
-    save_every: int = 50  # optimizer steps between checkpoints (0: only at the end)
-    log_every: int = 1
+    save_every: int = bounded(50, ge=0)  # optimizer steps between checkpoints (0: only at the end)
+    log_every: int = bounded(1, ge=1)
 
 
 @dataclass
@@ -87,11 +88,11 @@ class DataConfig:
     # A stream's task orders: null (as listed), "all" (every permutation) or a list of index lists.
     orderings: list[list[int]] | str | None = None
     user_spec: str | None = None
-    n: int | None = None  # number of user samples (None: all task samples)
+    n: int | None = bounded(None, ge=1)  # number of user samples (None: all task samples)
     poison: str | None = "starter:harmful_compliance"
-    poison_ratio: float = 0.0  # p in [0, 1)
+    poison_ratio: float = bounded(0.0, ge=0, lt=1)  # p
     safety: str | None = "starter:safety_refusals"  # for methods with needs_safety_data
-    safety_size: int = 100  # m
+    safety_size: int = bounded(100, ge=0)  # m
     seed: int = 0
 
 
@@ -104,25 +105,26 @@ class EvalConfig:
     data_dir: str | None = None  # local copies of benchmark files in upstream layout ($UNFORGOTTEN_DATA)
     judges: list[str] = field(default_factory=lambda: ["keyword", "learned"])  # first = primary
     judge_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # e.g. {llama-guard: {model: DIR}}
-    max_new_tokens: int = 48  # harmful and over-refusal prompts
-    task_max_new_tokens: int | None = None  # utility sets; None = each benchmark's own default
+    max_new_tokens: int = bounded(48, ge=1)  # harmful and over-refusal prompts
+    task_max_new_tokens: int | None = bounded(None, ge=1)  # utility sets; None = each benchmark's own default
     do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
+    temperature: float = bounded(1.0, ge=0)
+    top_p: float = bounded(1.0, gt=0, le=1)
     seed: int = 0
-    batch_size: int = 16
-    limit: int | None = None  # prompts per benchmark (the first ones, in file order); None: all
+    batch_size: int = bounded(16, ge=1)
+    limit: int | None = bounded(None, ge=1)  # prompts per benchmark (the first ones, in file order); None: all
     limits: dict[str, int] = field(default_factory=dict)  # per-benchmark override of limit, by name
     backend: str = "auto"  # "auto": vLLM when it is installed and a GPU is visible, else "hf" (transformers)
     cache: bool = True  # reuse generations keyed by model + adapter + prompts + decoding settings
-    code_timeout_s: float = 10.0  # per HumanEval program, in the sandbox
-    code_workers: int = 2
+    code_timeout_s: float = bounded(10.0, gt=0)  # per HumanEval program, in the sandbox
+    code_workers: int = bounded(2, ge=1)
     # General capability through lm-evaluation-harness (the `general` extra): lm-eval task names
-    # (hellaswag, mmlu, ...: from the hub) or local offline tasks truthfulqa_mc1, truthfulqa_mc2,
-    # ifeval, found under data_dir in the upstream layout or given as name=PATH. See eval/general.py.
+    # (hellaswag, mmlu, ...: from the hub), a task YAML of your own, or local offline tasks
+    # truthfulqa_mc1, truthfulqa_mc2, ifeval, found under data_dir in the upstream layout or given
+    # as name=PATH. See eval/general.py.
     general: list[str] = field(default_factory=list)
-    general_limit: int | None = None  # documents per general task (the first ones); None: all
-    general_max_new_tokens: int | None = None  # generation tasks (IFEval); None: the task's own (1280)
+    general_limit: int | None = bounded(None, ge=1)  # documents per general task (the first ones); None: all
+    general_max_new_tokens: int | None = bounded(None, ge=1)  # generation tasks (IFEval); None: the task's own (1280)
 
 
 @dataclass
@@ -182,21 +184,16 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is Any:
         return value
     if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
+        return value  # checked with the numbers, in bounds.check_fields
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "2e-4" (no dot) as a string
             try:
                 value = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        # the type and the range of every number are checked in one place, bounds.check_fields
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
@@ -268,19 +265,12 @@ def _merge(base: dict, new: dict) -> None:
 
 
 def validate(cfg: RunConfig) -> None:
-    if not 0 <= cfg.data.poison_ratio < 1:
-        raise ConfigError(f"data.poison_ratio must be in [0, 1), got {cfg.data.poison_ratio}")
+    check_fields(cfg)  # every number: type and range as declared on its field (bounds.py)
+    for name, v in cfg.eval.limits.items():
+        check_number(f"eval.limits.{name}", v, int, Bounds(ge=1))
     for where, t in (("train", cfg.train), ("align.train", cfg.align.train)):
-        if t.lr <= 0:
-            raise ConfigError(f"{where}.lr must be > 0, got {t.lr}")
-        if t.batch_size < 1 or t.grad_accum < 1:
-            raise ConfigError(f"{where}.batch_size and grad_accum must be >= 1")
-        if t.max_steps is not None and t.max_steps < 1:
-            raise ConfigError(f"{where}.max_steps must be >= 1")
         if t.truncation not in ("truncate", "drop"):
             raise ConfigError(f"{where}.truncation must be 'truncate' or 'drop', got {t.truncation!r}")
-    if cfg.data.safety_size < 0:
-        raise ConfigError("data.safety_size must be >= 0")
     if cfg.model.dtype not in ("float32", "bfloat16", "float16"):
         raise ConfigError(f"model.dtype must be float32, bfloat16 or float16, got {cfg.model.dtype!r}")
     e = cfg.eval
@@ -290,13 +280,6 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("eval.judges must name at least one judge (see `unforgotten list judges`)")
     if e.backend not in ("hf", "vllm", "auto"):
         raise ConfigError(f"eval.backend must be 'hf', 'vllm' or 'auto', got {e.backend!r}")
-    if e.max_new_tokens < 1 or (e.task_max_new_tokens is not None and e.task_max_new_tokens < 1):
-        raise ConfigError("eval.max_new_tokens and eval.task_max_new_tokens must be >= 1")
-    if e.batch_size < 1 or (e.limit is not None and e.limit < 1) or any(v < 1 for v in e.limits.values()):
-        raise ConfigError("eval.batch_size, eval.limit and eval.limits must be >= 1")
-    if (e.general_limit is not None and e.general_limit < 1) or (
-            e.general_max_new_tokens is not None and e.general_max_new_tokens < 1):
-        raise ConfigError("eval.general_limit and eval.general_max_new_tokens must be >= 1")
     for entry in e.general:
         if not entry.partition("=")[0].strip():
             raise ConfigError(f"eval.general entry {entry!r}: expected an lm-eval task name or name=PATH")

@@ -27,6 +27,7 @@ from typing import Iterator
 
 import torch
 
+from .bounds import bounded
 from .errors import UserInputError
 from .paths import cache_dir
 
@@ -46,9 +47,9 @@ DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
 class LoraSettings:
     """LoRA hyperparameters; defaults are the study's (r=8, alpha=4, dropout=0.1)."""
 
-    r: int = 8
-    alpha: int = 4
-    dropout: float = 0.1
+    r: int = bounded(8, ge=1)
+    alpha: int = bounded(4, ge=1)
+    dropout: float = bounded(0.1, ge=0, lt=1)
     target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
 
 

@@ -5,10 +5,10 @@ Everything downstream (training, evaluation) takes the one record schema of ``sc
 
 from .buffer import sample_buffer
 from .poison import make_poisoned, premixed, write_manifest
-from .readers import FORMATS, load_records, read_source, try_load_records
+from .readers import FORMATS, check_file, load_records, read_source, try_load_records
 from .schema import ROLES, Record, make_record, prompt_messages, prompt_text, response_text
-from .specs import SPECS, Spec, detect_spec
-from .validate import check_file, summarize, validate_records
+from .specs import SPECS, Spec, detect_spec, register_spec
+from .validate import summarize, validate_records
 
 __all__ = [
     "FORMATS",
@@ -25,6 +25,7 @@ __all__ = [
     "prompt_messages",
     "prompt_text",
     "read_source",
+    "register_spec",
     "response_text",
     "sample_buffer",
     "summarize",

@@ -19,16 +19,14 @@ import io
 import json
 import os
 import random
-from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
 
 from ..errors import DataError, UserInputError
-from .schema import Record
+from .schema import WHERE_KEY, RawTable, Record, type_name
 from .specs import apply_spec
-from .validate import WHERE_KEY, type_name, validate_records
+from .validate import validate_records
 
 FORMATS = ("jsonl", "json", "csv", "tsv", "parquet")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
@@ -36,27 +34,6 @@ _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "
 # An object-shaped JSON file holds its rows under the split name or one of these keys.
 _JSON_LIST_KEYS = ("data", "rows", "examples")
 MAX_LISTED = 20  # problems shown in an exception message; the rest are counted
-
-
-@dataclass
-class RawTable:
-    """Rows as read, before any spec is applied.
-
-    ``where[i]`` is how messages name row i: "line 7" (1-based line of a JSONL file) or "row 3"
-    (1-based data row of a CSV/TSV/parquet file or item of a JSON list; a header is not a row).
-    """
-
-    origin: str  # how messages name the source: the path as given, "hf:name", "starter:name"
-    name: str  # the records' "source" field: file name or dataset name
-    stem: str  # prefix of generated ids
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    where: list[str] = field(default_factory=list)
-    columns: list[str] | None = None  # the header, for formats that have one
-    problems: list[str] = field(default_factory=list)
-
-    def add(self, row: dict[str, Any], where: str) -> None:
-        self.rows.append(row)
-        self.where.append(where)
 
 
 def load_records(
@@ -298,3 +275,16 @@ def _problems_message(problems: list[str]) -> str:
     head = f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in the data:"
     return "\n  ".join([head, *shown]) + (f"\n  ... and {more} more" if more else "")
 
+
+def check_file(
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    spec: str | None = None,
+    require_response: bool | None = None,
+) -> list[str]:
+    """Every problem with a data source (file, ``hf:``, ``starter:``); [] if it loads cleanly.
+
+    Backs ``unforgotten data check FILE`` (exit 0 when clean, 2 with the problems listed); for a
+    summary of a clean file use ``try_load_records`` + ``summarize``.
+    """
+    return try_load_records(path, format=format, spec=spec, require_response=require_response)[1]

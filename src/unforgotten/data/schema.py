@@ -18,6 +18,7 @@ Known extra fields (all optional):
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 Record = dict[str, Any]
@@ -54,3 +55,34 @@ def prompt_text(record: Record) -> str:
         if m["role"] == "user":
             return m["content"]
     return ""
+
+
+# Private key a reader puts on each record to carry its position until validation is done.
+WHERE_KEY = "_where"
+
+
+def type_name(value: Any) -> str:
+    """JSON-flavoured type name for messages ("string", "object", "null", "int")."""
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+@dataclass
+class RawTable:
+    """Rows as read, before any spec is applied.
+
+    ``where[i]`` is how messages name row i: "line 7" (1-based line of a JSONL file) or "row 3"
+    (1-based data row of a CSV/TSV/parquet file or item of a JSON list; a header is not a row).
+    """
+
+    origin: str  # how messages name the source: the path as given, "hf:name", "starter:name"
+    name: str  # the records' "source" field: file name or dataset name
+    stem: str  # prefix of generated ids
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    where: list[str] = field(default_factory=list)
+    columns: list[str] | None = None  # the header, for formats that have one
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, row: dict[str, Any], where: str) -> None:
+        self.rows.append(row)
+        self.where.append(where)

@@ -3,7 +3,7 @@
 A spec names the fields it reads (with aliases, matched case-insensitively) and a function from
 those fields to a record. Declaring the fields lets the loader report a missing column by name,
 and lets ``detect_spec`` pick a spec from a file's columns, so common benchmark files load
-without configuration. Add a layout by adding one ``Spec`` to ``SPECS``.
+without configuration. Add a layout with ``register_spec(Spec(...))`` (the ``SPECS`` registry).
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .schema import Record, make_record
-from .validate import WHERE_KEY, type_name
-
-if TYPE_CHECKING:
-    from .readers import RawTable
+from ..registry import Registry
+from .schema import WHERE_KEY, RawTable, Record, make_record, type_name
 
 # Row fields copied onto a record when a spec does not set them itself (see schema.py).
 PASSTHROUGH = ("id", "label", "category", "is_poison", "source")
@@ -52,6 +49,9 @@ class Spec:
     doc: str
     # Extra condition for auto-detection, on the first row, beyond "all required fields present".
     detect: Callable[[dict[str, Any]], bool] | None = None
+    # Detection tries specs from low to high priority: the first whose required fields are all
+    # present wins, so a layout whose fields are a superset of another's needs the lower number.
+    priority: int = 50
 
     @property
     def needs(self) -> str:
@@ -191,35 +191,44 @@ def _humaneval(v: dict[str, Any], row: dict[str, Any]) -> Record:
 _PROMPT = Field("prompt", ("question", "query", "instruction", "input"))
 _SYSTEM = Field("system", ("system_prompt",), required=False)
 
-SPECS: dict[str, Spec] = {
-    s.name: s
-    for s in (
-        Spec("chat", (Field("messages"),), _chat, "rows already holding a chat \"messages\" list"),
-        Spec("prompt_response",
-             (_PROMPT, Field("response", ("answer", "output", "completion")), _SYSTEM),
-             _prompt_response, "a prompt and a response column (common aliases accepted)"),
-        Spec("alpaca", (Field("instruction"), Field("input", required=False), Field("output"),
-                        Field("flag", required=False)),
-             _alpaca, "Alpaca instruction/input/output, incl. Lisa-style templated files with a flag"),
-        Spec("sst2", (Field("sentence"), Field("label")), _sst2, "SST-2 sentence + 0/1 label"),
-        Spec("gsm8k", (Field("question"), Field("answer")), _gsm8k, 'GSM8K question + answer ending "#### N"',
-             detect=lambda row: isinstance(row.get("answer"), str) and "####" in row["answer"]),
-        Spec("advbench", (Field("goal"), Field("target", required=False)), _advbench,
-             "AdvBench harmful behaviors (goal[, target]), prompt-only"),
-        Spec("directharm4", (Field("goal"), Field("category")), _directharm4,
-             "DirectHarm4 Goal + Category, prompt-only"),
-        Spec("xstest", (Field("id"), Field("prompt"), Field("type"), Field("label")), _xstest,
-             "XSTest id/prompt/type/label (safe|unsafe), prompt-only"),
-        Spec("humaneval", (Field("task_id"), Field("prompt"), Field("test"), Field("entry_point"),
-                           Field("canonical_solution", required=False)), _humaneval,
-             "HumanEval task_id/prompt/test/entry_point, prompt-only; tests kept for pass@1"),
-        Spec("prompt_only", (Field("prompt", ("goal", "question", "instruction")), _SYSTEM), _prompt_only,
-             "one prompt column (prompt/goal/question/instruction), prompt-only"),
-    )
-}
-# Most specific first: the first spec whose required fields are all present wins.
-DETECT_ORDER = ("chat", "humaneval", "xstest", "directharm4", "sst2", "gsm8k", "alpaca", "prompt_response",
-                "advbench", "prompt_only")
+SPECS: Registry[Spec] = Registry("data spec")
+
+
+def register_spec(spec: Spec) -> Spec:
+    """Add a layout: ``load_records(..., spec=NAME)`` uses it, and detection tries it in
+    ``priority`` order (lower = more specific = tried first)."""
+    SPECS.register(spec.name, spec)
+    return spec
+
+
+for _spec in (
+    Spec("chat", (Field("messages"),), _chat, "rows already holding a chat \"messages\" list", priority=0),
+    Spec("humaneval", (Field("task_id"), Field("prompt"), Field("test"), Field("entry_point"),
+                       Field("canonical_solution", required=False)), _humaneval,
+         "HumanEval task_id/prompt/test/entry_point, prompt-only; tests kept for pass@1", priority=10),
+    Spec("xstest", (Field("id"), Field("prompt"), Field("type"), Field("label")), _xstest,
+         "XSTest id/prompt/type/label (safe|unsafe), prompt-only", priority=20),
+    Spec("directharm4", (Field("goal"), Field("category")), _directharm4,
+         "DirectHarm4 Goal + Category, prompt-only", priority=30),
+    Spec("sst2", (Field("sentence"), Field("label")), _sst2, "SST-2 sentence + 0/1 label", priority=40),
+    Spec("gsm8k", (Field("question"), Field("answer")), _gsm8k, 'GSM8K question + answer ending "#### N"',
+         detect=lambda row: isinstance(row.get("answer"), str) and "####" in row["answer"], priority=50),
+    Spec("alpaca", (Field("instruction"), Field("input", required=False), Field("output"),
+                    Field("flag", required=False)),
+         _alpaca, "Alpaca instruction/input/output, incl. Lisa-style templated files with a flag", priority=60),
+    Spec("prompt_response",
+         (_PROMPT, Field("response", ("answer", "output", "completion")), _SYSTEM),
+         _prompt_response, "a prompt and a response column (common aliases accepted)", priority=70),
+    Spec("advbench", (Field("goal"), Field("target", required=False)), _advbench,
+         "AdvBench harmful behaviors (goal[, target]), prompt-only", priority=80),
+    Spec("prompt_only", (Field("prompt", ("goal", "question", "instruction")), _SYSTEM), _prompt_only,
+         "one prompt column (prompt/goal/question/instruction), prompt-only", priority=90),
+):
+    register_spec(_spec)
+
+
+def specs_in_detection_order() -> list[Spec]:
+    return sorted((SPECS.get(n) for n in SPECS.names()), key=lambda s: (s.priority, s.name))
 
 
 def _lookup(row: dict[str, Any], names: tuple[str, ...]) -> str | None:
@@ -241,8 +250,7 @@ def _has_fields(spec: Spec, keys: dict[str, Any]) -> bool:
 def detect_spec(columns: list[str], first_row: dict[str, Any]) -> Spec | None:
     """The most specific spec whose required fields are all among ``columns``, or None."""
     keys = dict.fromkeys(columns)
-    for name in DETECT_ORDER:
-        spec = SPECS[name]
+    for spec in specs_in_detection_order():
         if _has_fields(spec, keys) and (spec.detect is None or spec.detect(_canonical(spec, first_row))):
             return spec
     return None
@@ -258,7 +266,7 @@ def _canonical(spec: Spec, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_specs() -> str:
-    return "; ".join(f"{s.name} needs {s.needs}" for s in SPECS.values())
+    return "; ".join(f"{s.name} needs {s.needs}" for s in specs_in_detection_order())
 
 
 def apply_spec(table: RawTable, spec_name: str | None) -> tuple[list[Record], list[str]]:
@@ -275,9 +283,10 @@ def apply_spec(table: RawTable, spec_name: str | None) -> tuple[list[Record], li
             return [], [f"{origin}: cannot tell how to read rows with columns {', '.join(map(repr, columns))}; "
                         f"pass a spec: {describe_specs()}"]
     elif spec_name in SPECS:
-        spec = SPECS[spec_name]
+        spec = SPECS.get(spec_name)
     else:
-        return [], [f"{origin}: unknown spec {spec_name!r}; known specs: {', '.join(SPECS)}"]
+        known = ", ".join(s.name for s in specs_in_detection_order())
+        return [], [f"{origin}: unknown spec {spec_name!r}; known specs: {known}"]
 
     if table.columns is not None:  # a header: check it once rather than on every row
         missing = [f for f in spec.fields if f.required and _lookup(dict.fromkeys(columns), f.names) is None]

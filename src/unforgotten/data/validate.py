@@ -8,21 +8,10 @@ a file without reading our code. Checks collect all problems rather than stoppin
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from typing import Any
 
-from .schema import ROLES, Record
-
-# Private key a reader puts on each record to carry its position until validation is done.
-WHERE_KEY = "_where"
-
-
-def type_name(value: Any) -> str:
-    """JSON-flavoured type name for messages ("string", "object", "null", "int")."""
-    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
-
+from .schema import ROLES, WHERE_KEY, Record, type_name
 
 def validate_records(
     records: list[Record], *, origin: str = "<records>", require_response: bool | None = None
@@ -109,22 +98,6 @@ def _order_problems(roles: list[str], require_response: bool | None) -> list[str
     if require_response is False and last != "user":
         return [f'field "messages": a prompt record must end with a "user" turn, ends with "{last}"']
     return []
-
-
-def check_file(
-    path: str | os.PathLike[str],
-    format: str | None = None,
-    spec: str | None = None,
-    require_response: bool | None = None,
-) -> list[str]:
-    """Every problem with a data source (file, ``hf:``, ``starter:``); [] if it loads cleanly.
-
-    Backs ``unforgotten data check FILE`` (exit 0 when clean, 2 with the problems listed); for a
-    summary of a clean file use ``try_load_records`` + ``summarize``.
-    """
-    from .readers import try_load_records  # readers imports this module; import here, not at top
-
-    return try_load_records(path, format=format, spec=spec, require_response=require_response)[1]
 
 
 def summarize(records: list[Record]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..errors import ConfigError
+from ..bounds import bounded
 from .base import Method
 
 SEED_OFFSET = 7919  # the memory stream's default seed is train.seed + this, so its order differs from the user stream's
@@ -100,16 +100,11 @@ class AGEM(Method):
     name: ClassVar[str] = "agem"
     needs_safety_data: ClassVar[bool] = True
 
-    ref_batch_size: int | None = None
+    ref_batch_size: int | None = bounded(None, ge=1)
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if self.ref_batch_size is not None and (
-            not isinstance(self.ref_batch_size, int) or isinstance(self.ref_batch_size, bool) or self.ref_batch_size < 1
-        ):
-            raise ConfigError(f"agem: ref_batch_size must be a positive integer or null, got {self.ref_batch_size!r}")
-        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
-            raise ConfigError(f"agem: seed must be an integer or null, got {self.seed!r}")
+        super().__post_init__()
         self.position = 0  # reference batches drawn so far
         self.steps = 0  # before_step calls
         self.projections = 0  # steps whose gradient was projected

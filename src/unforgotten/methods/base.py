@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import torch
 
+from ..bounds import check_fields
 from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,6 +28,11 @@ class Method:
     needs_safety_data: ClassVar[bool] = False  # the run must provide data.safety
     needs_hidden_states: ClassVar[bool] = False  # loop passes last hidden states to loss()
     replaces_model: ClassVar[bool] = False  # finalize() swaps ctx.model for a merged plain model: must run last
+
+    def __post_init__(self) -> None:
+        """Check every numeric hyperparameter against its declared bounds (``bounds.bounded``).
+        A method with its own ``__post_init__`` (choices, runtime state) calls this first."""
+        check_fields(self, f"{self.name}.")
 
     def uses_safety_data(self) -> bool:
         """Whether this configured instance trains with the safety buffer (default: the class flag;
@@ -116,17 +122,6 @@ class Method:
             out[f.name] = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         return out
 
-
-def nonnegative_float(method: str, field: str, value: Any) -> float:
-    """Validate a hyperparameter that must be a finite number >= 0 (numeric strings accepted)."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-        raise ConfigError(f"{method}: {field} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def past_task_sample(records: list["Record"], n: int, seed: int) -> list["Record"]:

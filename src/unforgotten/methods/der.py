@@ -5,22 +5,21 @@ knowledge" is the *aligned* model's output at each response token of the safety 
 computed once in ``setup``. Each optimizer step then replays as many buffer examples as it
 has user examples and adds ``alpha`` x the MSE between the current logits and the stored ones.
 
-The replay helpers here (:class:`StepReplay`) are shared with ``refresh.py``.
+The replay helpers (:class:`~.replay.StepReplay`) live in ``replay.py``, shared with ``refresh.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import torch
 
-from ..data.tokenize import IGNORE, Encoded, collate
-from ..errors import ConfigError
-from ..models import is_peft
+from ..data.tokenize import Encoded, collate
+from ..bounds import bounded, one_of
 from .base import Method
+from .replay import StepReplay, _shifted_label_count, micro_sizes
 
 STORAGES = ("topk", "exact")
 
@@ -48,97 +47,6 @@ def der_mse_sum(logits: torch.Tensor, target: torch.Tensor, indices: torch.Tenso
     if indices is not None:
         h = h.gather(-1, indices.long())
     return (h - target.float()).pow(2).mean(-1).sum()
-
-
-# --------------------------------------------------------------------------- replay sampling
-
-
-class StepReplay:
-    """Replayed safety examples, drawn per optimizer step so accumulation cannot change them.
-
-    Each step draws as many examples as the step has user examples, from a seeded, resumable
-    stream (``ctx.stream(...).iterate(pos)``, one sample per position), and cuts them into one
-    slice per user micro-batch, of the same sizes. Batch 4 x accumulation 1 and batch 2 x
-    accumulation 2 thus replay the same examples, and a term normalised by the step's replay
-    tokens (:attr:`tokens`) has the same total either way. ``pos`` is all the state.
-    """
-
-    def __init__(self, ctx, records, seed: int | None = None):
-        self.stream = ctx.stream(records, batch_size=1, seed=seed, group_by_length=False)  # a plain seeded shuffle
-        self.samples = self.stream.samples
-        self.by_index: dict[int, Encoded] = {s.index: s for s in self.samples}
-        self.pad_id = ctx.tokenizer.pad_token_id
-        self.pos = 0
-        self._it: Iterator[dict[str, Any]] | None = None
-        self.slices: list[list[Encoded]] = []
-        self.tokens = 0
-        self._next = 0
-
-    def seek(self, pos: int) -> None:
-        self.pos = int(pos)
-        self._it = None
-
-    def draw_step(self, sizes: list[int]) -> None:
-        if self._it is None:
-            self._it = self.stream.iterate(self.pos)
-        n = sum(sizes)
-        picked = [self.by_index[int(next(self._it)["index"][0])] for _ in range(n)]
-        self.pos += n
-        self.slices, start = [], 0
-        for s in sizes:
-            self.slices.append(picked[start : start + s])
-            start += s
-        self.tokens = sum(_shifted_label_count(e) for e in picked)
-        self._next = 0
-
-    def next_slice(self) -> tuple[list[Encoded], dict[str, torch.Tensor]]:
-        """The replay slice for the loop's next micro-batch of this step, and its collated batch."""
-        if self._next >= len(self.slices):
-            raise RuntimeError("replay: more micro-batches than drawn in start_step")
-        encs = self.slices[self._next]
-        self._next += 1
-        return encs, collate(encs, self.pad_id)
-
-
-def _shifted_label_count(e: Encoded) -> int:
-    """Label tokens the loss sees (labels are shifted by one: the first position never counts)."""
-    return sum(1 for t in e.labels[1:] if t != IGNORE)
-
-
-def micro_sizes(ctx) -> list[int]:
-    return [len(b["input_ids"]) for b in ctx.micro_batches]
-
-
-@contextlib.contextmanager
-def aligned_model(ctx) -> Iterator[torch.nn.Module]:
-    """The aligned model, in eval mode, for computing targets in ``setup``.
-
-    LoRA: the base with the adapter off (no copy). Full fine-tuning: ``setup`` runs at the
-    starting weights, which *are* the aligned model, so the trainable model itself serves (no
-    frozen copy kept for the whole run) unless a copy already exists.
-    """
-    if is_peft(ctx.model):
-        with ctx.reference() as m:
-            yield m
-        return
-    ref = ctx.reference()
-    try:
-        m = ref.__enter__()  # full fine-tuning: only if another method already snapshotted a copy
-    except RuntimeError:
-        ref = None
-    if ref is not None:
-        try:
-            yield m
-        finally:
-            ref.__exit__(None, None, None)
-        return
-    model = ctx.model
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 # --------------------------------------------------------------------------- the method
@@ -204,23 +112,14 @@ class DER(Method):
     )
     needs_safety_data: ClassVar[bool] = True
 
-    alpha: float = 0.3
-    beta: float = 0.0
-    storage: str = "topk"
-    k: int = 128
-    buffer_batch_size: int = 8
+    alpha: float = bounded(0.3, ge=0)
+    beta: float = bounded(0.0, ge=0)
+    storage: str = one_of("topk", STORAGES)
+    k: int = bounded(128, ge=1)
+    buffer_batch_size: int = bounded(8, ge=1)
 
     def __post_init__(self):
-        for f in ("alpha", "beta"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                raise ConfigError(f"der.{f} must be a number >= 0, got {v!r}")
-        if self.storage not in STORAGES:
-            raise ConfigError(f"der.storage must be one of {STORAGES}, got {self.storage!r}")
-        for f in ("k", "buffer_batch_size"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"der.{f} must be an integer >= 1, got {v!r}")
+        super().__post_init__()
         self.values: torch.Tensor | None = None  # (N_tokens, V) exact or (N_tokens, k) top-k
         self.indices: torch.Tensor | None = None  # (N_tokens, k) int32, top-k only
         self.rows: dict[int, tuple[int, int]] = {}  # sample index -> its rows in values
@@ -244,7 +143,7 @@ class DER(Method):
         total = sum(counts)
         values = indices = None  # allocated at the first batch (V known), filled in place: no 2x peak
         rows, start = {}, 0
-        with aligned_model(ctx) as model:
+        with ctx.setup_reference() as model:
             for i in range(0, len(samples), self.buffer_batch_size):
                 chunk = samples[i : i + self.buffer_batch_size]
                 out = forward_with_labels(model, ctx.to_device(collate(chunk, ctx.tokenizer.pad_token_id)))

@@ -7,8 +7,8 @@ from typing import Any, Callable, ClassVar, Iterable
 
 import torch
 
-from ..errors import ConfigError
-from .base import Method, nonnegative_float
+from ..bounds import bounded, one_of
+from .base import Method
 
 NORMALIZE_MODES = ("none", "max", "mean")
 
@@ -131,18 +131,12 @@ class EWC(Method):
     name: ClassVar[str] = "ewc"
     needs_safety_data: ClassVar[bool] = True
 
-    lam: float = 1.0
-    normalize: str = "mean"
-    fisher_samples: int | None = None
+    lam: float = bounded(1.0, ge=0)
+    normalize: str = one_of("mean", NORMALIZE_MODES)
+    fisher_samples: int | None = bounded(None, ge=1)
 
     def __post_init__(self) -> None:
-        self.lam = nonnegative_float("ewc", "lam", self.lam)
-        if self.normalize not in NORMALIZE_MODES:
-            raise ConfigError(f"ewc: normalize must be one of {', '.join(NORMALIZE_MODES)}, got {self.normalize!r}")
-        if self.fisher_samples is not None and (
-            not isinstance(self.fisher_samples, int) or isinstance(self.fisher_samples, bool) or self.fisher_samples < 1
-        ):
-            raise ConfigError(f"ewc: fisher_samples must be a positive integer or null, got {self.fisher_samples!r}")
+        super().__post_init__()
         self.fisher: dict[str, torch.Tensor] = {}
         self.anchor: dict[str, torch.Tensor] = {}
         self.last_penalty: float = 0.0

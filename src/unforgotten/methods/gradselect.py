@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, UserInputError
+from ..bounds import Bounds, bounded, check_number, one_of
+from ..errors import UserInputError
 from .base import Method
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,10 +73,11 @@ def select_by_score(scores: Sequence[float] | torch.Tensor, q: float) -> tuple[l
     return keep, drop
 
 
+DROP_FRACTION = Bounds(ge=0, lt=1)
+
+
 def _check_fraction(q: Any) -> float:
-    if isinstance(q, bool) or not isinstance(q, (int, float)) or not (0 <= q < 1):
-        raise ConfigError(f"gradselect: drop_fraction must be a number in [0, 1), got {q!r}")
-    return float(q)
+    return check_number("gradselect.drop_fraction", q, float, DROP_FRACTION)
 
 
 def poison_stats(is_poison: Sequence[bool | None], dropped: Sequence[bool]) -> dict[str, Any] | None:
@@ -398,19 +400,12 @@ class GradSelect(Method):
 
     name: ClassVar[str] = "gradselect"
 
-    drop_fraction: float = 0.1
-    score_batch_size: int | None = None
-    scorer: str = "auto"
+    drop_fraction: float = bounded(0.1, ge=DROP_FRACTION.ge, lt=DROP_FRACTION.lt)
+    score_batch_size: int | None = bounded(None, ge=1)
+    scorer: str = one_of("auto", SCORERS)
 
     def __post_init__(self) -> None:
-        if isinstance(self.drop_fraction, int) and not isinstance(self.drop_fraction, bool):
-            self.drop_fraction = float(self.drop_fraction)
-        self.drop_fraction = _check_fraction(self.drop_fraction)
-        bs = self.score_batch_size
-        if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
-            raise ConfigError(f"gradselect: score_batch_size must be an integer >= 1 or null, got {bs!r}")
-        if self.scorer not in SCORERS:
-            raise ConfigError(f"gradselect: scorer must be one of {', '.join(SCORERS)}, got {self.scorer!r}")
+        super().__post_init__()
         self.report: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ scoring

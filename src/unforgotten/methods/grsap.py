@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from ..data.schema import make_record
 from ..data.tokenize import Encoded, collate, encode_records
+from ..bounds import bounded, one_of
 from ..errors import ConfigError
 from .base import Method
 
@@ -389,74 +390,42 @@ class GRSAP(Method):
     name = "grsap"
     needs_safety_data: ClassVar[bool] = False
 
-    mix_ratio: float = 0.1
-    n_synthetic: int | None = None
+    mix_ratio: float = bounded(0.1, ge=0)
+    n_synthetic: int | None = bounded(None, ge=0)
     domains: list[str] = field(default_factory=lambda: list(SAFETY_DOMAINS))
-    n_per_domain: int | None = None
-    oversample: float = 4.0
-    extraction: str = "prefill"
-    request_max_new_tokens: int = 96
-    request_temperature: float = 1.0
-    request_top_p: float = 1.0
-    response_max_new_tokens: int = 256
-    response_temperature: float = 0.8
-    response_top_p: float = 0.95
-    revision_temperature: float = 0.7
-    revision_top_p: float = 0.95
-    ppl_target: str = "request"
-    ppl_low_percentile: float = 5.0
-    ppl_percentile: float = 95.0
-    dedup_threshold: float = 0.85
+    n_per_domain: int | None = bounded(None, ge=1)
+    oversample: float = bounded(4.0, gt=0)
+    extraction: str = one_of("prefill", EXTRACTIONS)
+    request_max_new_tokens: int = bounded(96, ge=1)
+    request_temperature: float = bounded(1.0, ge=0)  # 0 = greedy
+    request_top_p: float = bounded(1.0, gt=0, le=1)
+    response_max_new_tokens: int = bounded(256, ge=1)
+    response_temperature: float = bounded(0.8, ge=0)
+    response_top_p: float = bounded(0.95, gt=0, le=1)
+    revision_temperature: float = bounded(0.7, ge=0)
+    revision_top_p: float = bounded(0.95, gt=0, le=1)
+    ppl_target: str = one_of("request", PPL_TARGETS)
+    ppl_low_percentile: float = bounded(5.0, ge=0, le=100)
+    ppl_percentile: float = bounded(95.0, ge=0, le=100)
+    dedup_threshold: float = bounded(0.85, ge=-1, le=1)  # a cosine similarity
     dedup_center: bool = True
     judge: str = "keyword"
-    hard_fraction: float = 0.5
-    batch_size: int = 16
+    hard_fraction: float = bounded(0.5, ge=0, le=1)
+    batch_size: int = bounded(16, ge=1)
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+
         def bad(f: str, what: str) -> ConfigError:
-            return ConfigError(f"grsap.{f} must be {what}, got {getattr(self, f)!r}")
+            return ConfigError(f"grsap.{f} must be {what} (got {getattr(self, f)!r})")
 
-        def is_num(v: Any) -> bool:
-            return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-
-        def is_int(v: Any) -> bool:
-            return not isinstance(v, bool) and isinstance(v, int)
-
-        if not is_num(self.mix_ratio) or self.mix_ratio < 0:
-            raise bad("mix_ratio", "a number >= 0")
-        if self.n_synthetic is not None and (not is_int(self.n_synthetic) or self.n_synthetic < 0):
-            raise bad("n_synthetic", "an integer >= 0 or null")
         if not isinstance(self.domains, list) or not self.domains or not all(isinstance(d, str) and d.strip() for d in self.domains):
             raise bad("domains", "a non-empty list of non-empty strings")
-        if self.n_per_domain is not None and (not is_int(self.n_per_domain) or self.n_per_domain < 1):
-            raise bad("n_per_domain", "an integer >= 1 or null")
-        if not is_num(self.oversample) or self.oversample <= 0:
-            raise bad("oversample", "a number > 0")
-        if self.extraction not in EXTRACTIONS:
-            raise bad("extraction", f"one of {EXTRACTIONS}")
-        for f in ("request_max_new_tokens", "response_max_new_tokens", "batch_size"):
-            if not is_int(getattr(self, f)) or getattr(self, f) < 1:
-                raise bad(f, "an integer >= 1")
-        for f in ("request_temperature", "response_temperature", "revision_temperature"):
-            if not is_num(getattr(self, f)) or getattr(self, f) < 0:
-                raise bad(f, "a number >= 0 (0 = greedy)")
-        for f in ("request_top_p", "response_top_p", "revision_top_p"):
-            if not is_num(getattr(self, f)) or not 0 < getattr(self, f) <= 1:
-                raise bad(f, "a number in (0, 1]")
-        if self.ppl_target not in PPL_TARGETS:
-            raise bad("ppl_target", f"one of {PPL_TARGETS}")
-        for f in ("ppl_low_percentile", "ppl_percentile"):
-            if not is_num(getattr(self, f)) or not 0 <= getattr(self, f) <= 100:
-                raise bad(f, "a number in [0, 100]")
         if self.ppl_low_percentile > self.ppl_percentile:
             raise ConfigError(
                 f"grsap.ppl_low_percentile ({self.ppl_low_percentile}) must be <= grsap.ppl_percentile ({self.ppl_percentile})"
             )
-        if not is_num(self.dedup_threshold) or not -1 <= self.dedup_threshold <= 1:
-            raise bad("dedup_threshold", "a cosine similarity in [-1, 1]")
-        if not isinstance(self.dedup_center, bool):
-            raise bad("dedup_center", "true or false")
         if not isinstance(self.judge, str) or not self.judge:
             raise bad("judge", f"a judge registry name or {NO_JUDGE!r}")
         if self.judge != NO_JUDGE:
@@ -464,24 +433,18 @@ class GRSAP(Method):
 
             if self.judge not in JUDGES:
                 raise ConfigError(f"grsap.judge: unknown judge {self.judge!r}; known: {', '.join(JUDGES.names())}, {NO_JUDGE!r}")
-        if not is_num(self.hard_fraction) or not 0 <= self.hard_fraction <= 1:
-            raise bad("hard_fraction", "a number in [0, 1]")
-        if self.seed is not None and not is_int(self.seed):
-            raise bad("seed", "an integer or null")
         self.stats: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- prepare_data
 
     def prepare_data(self, ctx: "TrainContext", user_data: list["Record"], safety_data: list["Record"] | None) -> list["Record"]:
-        from .der import aligned_model  # the LoRA base with the adapter off, or the model itself (full FT)
-
         seed = ctx.config.seed if self.seed is None else self.seed
         n_target = synthetic_count(len(user_data), self.mix_ratio, self.n_synthetic)
         n_per_domain = self.n_per_domain or max(1, math.ceil(self.oversample * n_target / len(self.domains)))
         if n_target == 0:
             n_per_domain = 0
         out_dir = Path(ctx.output_dir)
-        with aligned_model(ctx) as model:
+        with ctx.setup_reference() as model:  # LoRA: the base with the adapter off; full FT: the model itself
             # synthesis is the slow part (hundreds of sampled generations): a resumed or re-run
             # fine-tune with the same settings and starting weights reuses what it wrote last time
             key = self.synthesis_key(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)

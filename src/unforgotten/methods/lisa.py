@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import torch
 
+from ..bounds import bounded
 from ..errors import ConfigError, UserInputError
 from .base import Method
 
@@ -121,28 +122,18 @@ class Lisa(Method):
     carries: ClassVar[str] = "its safety data: the same buffer drives the alignment phases of every stage (the phase schedule restarts per stage)"
     needs_safety_data = True
 
-    alignment_steps: int = 100
-    finetune_steps: int = 900
-    rho: float = 1.0
-    cycle_steps: int | None = None
-    proximal_delay_steps: int = 0
+    alignment_steps: int = bounded(100, ge=0)
+    finetune_steps: int = bounded(900, ge=0)
+    rho: float = bounded(1.0, ge=0)
+    cycle_steps: int | None = bounded(None, ge=1)
+    proximal_delay_steps: int = bounded(0, ge=0)
 
     def __post_init__(self) -> None:
-        for f in ("alignment_steps", "finetune_steps", "proximal_delay_steps"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(f"method 'lisa': {f} must be an integer >= 0, got {v!r}")
+        super().__post_init__()
         if self.alignment_steps + self.finetune_steps == 0:
-            raise ConfigError("method 'lisa': alignment_steps and finetune_steps cannot both be 0")
-        if isinstance(self.rho, bool) or not isinstance(self.rho, (int, float)) or not self.rho >= 0:
-            raise ConfigError(f"method 'lisa': rho must be a number >= 0, got {self.rho!r}")
-        self.rho = float(self.rho)
-        if self.cycle_steps is not None:
-            c = self.cycle_steps
-            if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-                raise ConfigError(f"method 'lisa': cycle_steps must be a positive integer or null, got {c!r}")
-            if self.alignment_steps > 0 and self.finetune_steps > 0 and c < 2:
-                raise ConfigError("method 'lisa': cycle_steps must be >= 2 to hold both states")
+            raise ConfigError("lisa.alignment_steps and lisa.finetune_steps cannot both be 0")
+        if self.cycle_steps is not None and self.alignment_steps > 0 and self.finetune_steps > 0 and self.cycle_steps < 2:
+            raise ConfigError(f"lisa.cycle_steps must be >= 2 to hold both states (got {self.cycle_steps!r})")
         # runtime state, not hyperparameters (so not dataclass fields)
         self._anchor: dict[str, torch.Tensor] = {}  # weights at the last state switch
         self._pos = 0  # safety micro-batches drawn so far

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 import torch
 
-from ..errors import ConfigError
-from .base import Method, nonnegative_float
+from ..bounds import bounded, one_of
+from .base import Method
 
 HIDDEN_REDUCTIONS = ("sum", "mean")
 
@@ -82,15 +82,11 @@ class LwF(Method):
     name: ClassVar[str] = "lwf"
     needs_hidden_states: ClassVar[bool] = True
 
-    beta: float = 0.1
-    hidden_reduction: str = "sum"
+    beta: float = bounded(0.1, ge=0)
+    hidden_reduction: str = one_of("sum", HIDDEN_REDUCTIONS)
 
     def __post_init__(self) -> None:
-        self.beta = nonnegative_float("lwf", "beta", self.beta)
-        if self.hidden_reduction not in HIDDEN_REDUCTIONS:
-            raise ConfigError(
-                f"lwf: hidden_reduction must be one of {', '.join(HIDDEN_REDUCTIONS)}, got {self.hidden_reduction!r}"
-            )
+        super().__post_init__()
         self.last_term: float = 0.0
 
     def setup(self, ctx) -> None:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import ConfigError, UserInputError
+from ..bounds import bounded
+from ..errors import UserInputError
 from ..models import is_peft
 from .base import Method
 
@@ -105,12 +106,7 @@ class MagMax(Method):
     name = "magmax"
     replaces_model = True
 
-    lam: float = 0.5
-
-    def __post_init__(self) -> None:
-        if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)) or not self.lam > 0:
-            raise ConfigError(f"method 'magmax': lam must be a number > 0, got {self.lam!r}")
-        self.lam = float(self.lam)
+    lam: float = bounded(0.5, gt=0)
 
     def setup(self, ctx: "TrainContext") -> None:
         if not ctx.base_source:

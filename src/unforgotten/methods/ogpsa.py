@@ -9,6 +9,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 
+from ..bounds import bounded
 from ..errors import ConfigError
 from .base import Method
 
@@ -205,21 +206,16 @@ class OGPSA(Method):
     name: ClassVar[str] = "ogpsa"
     needs_safety_data: ClassVar[bool] = False  # only when reference is None (checked in setup)
 
-    rank: int = 8
-    n_ref: int = 32
-    refresh_every: int = 30
+    rank: int = bounded(8, ge=1)
+    n_ref: int = bounded(32, ge=1)
+    refresh_every: int = bounded(30, ge=0)
     reference: str | None = None
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        for field, low in (("rank", 1), ("n_ref", 1), ("refresh_every", 0)):
-            v = getattr(self, field)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ConfigError(f"ogpsa: {field} must be an integer >= {low}, got {v!r}")
+        super().__post_init__()
         if self.reference is not None and (not isinstance(self.reference, str) or not self.reference.strip()):
-            raise ConfigError(f"ogpsa: reference must be a data source name or null, got {self.reference!r}")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise ConfigError(f"ogpsa: seed must be an integer or null, got {self.seed!r}")
+            raise ConfigError(f"ogpsa.reference must be a data source name or null (got {self.reference!r})")
         self.bases: dict[str, torch.Tensor] | None = None
         self.last_refresh: int | None = None
         self.refreshes = 0

@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 import torch
 
 from ..data.tokenize import collate
-from ..errors import ConfigError
+from ..bounds import bounded
 from .base import Method
-from .der import StepReplay, micro_sizes
+from .replay import StepReplay, micro_sizes
 
 # --------------------------------------------------------------------------- pure math
 
@@ -132,32 +132,17 @@ class Refresh(Method):
     name = "refresh"
     needs_safety_data: ClassVar[bool] = True
 
-    gamma: float = 0.01
-    temperature: float = 1e-8
-    fisher_damping: float = 1.0
+    gamma: float = bounded(0.01, ge=0)
+    temperature: float = bounded(1e-8, ge=0)
+    fisher_damping: float = bounded(1.0, gt=0)
     normalize_fisher: bool = True
-    every: int = 1
-    unlearn_steps: int = 1
-    replay_weight: float = 1.0
-    fisher_samples: int | None = None
+    every: int = bounded(1, ge=1)
+    unlearn_steps: int = bounded(1, ge=1)
+    replay_weight: float = bounded(1.0, ge=0)
+    fisher_samples: int | None = bounded(None, ge=1)
 
     def __post_init__(self):
-        for f in ("gamma", "temperature", "replay_weight"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or math.isinf(v):
-                raise ConfigError(f"refresh.{f} must be a finite number >= 0, got {v!r}")
-        v = self.fisher_damping
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or math.isinf(v):
-            raise ConfigError(f"refresh.fisher_damping must be a finite number > 0, got {v!r}")
-        if not isinstance(self.normalize_fisher, bool):
-            raise ConfigError(f"refresh.normalize_fisher must be true or false, got {self.normalize_fisher!r}")
-        for f in ("every", "unlearn_steps"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"refresh.{f} must be an integer >= 1, got {v!r}")
-        v = self.fisher_samples
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ConfigError(f"refresh.fisher_samples must be an integer >= 1 or null, got {v!r}")
+        super().__post_init__()
         self.precond: dict[str, torch.Tensor] = {}
         self.replay: StepReplay | None = None
         self.seed = 0

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ConfigError, UserInputError
+from ..errors import UserInputError
 from .base import Method
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,10 +57,6 @@ class SafeInstr(Method):
     needs_safety_data = True
 
     seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise ConfigError(f"method 'safeinstr': seed must be an integer or null, got {self.seed!r}")
 
     def prepare_data(self, ctx: "TrainContext", user_data: list["Record"], safety_data: list["Record"] | None) -> list["Record"]:
         if not safety_data:

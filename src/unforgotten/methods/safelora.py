@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..bounds import bounded, one_of
 from ..errors import ConfigError, UserInputError
 from ..models import is_peft
 from .base import Method
@@ -223,23 +224,10 @@ class SafeLoRA(Method):
 
     name = "safelora"
 
-    threshold: float = 0.5
-    select: str = "threshold"
-    num_proj_layers: int = 10
+    threshold: float = bounded(0.5, ge=-1, le=1)
+    select: str = one_of("threshold", SELECT_MODES)
+    num_proj_layers: int = bounded(10, ge=0)
     exact_projection: bool = False
-
-    def __post_init__(self) -> None:
-        t = self.threshold
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not -1.0 <= t <= 1.0:
-            raise ConfigError(f"method 'safelora': threshold must be a number in [-1, 1], got {t!r}")
-        self.threshold = float(t)
-        if self.select not in SELECT_MODES:
-            raise ConfigError(f"method 'safelora': select must be one of {list(SELECT_MODES)}, got {self.select!r}")
-        k = self.num_proj_layers
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise ConfigError(f"method 'safelora': num_proj_layers must be an integer >= 0, got {k!r}")
-        if not isinstance(self.exact_projection, bool):
-            raise ConfigError(f"method 'safelora': exact_projection must be true or false, got {self.exact_projection!r}")
 
     def setup(self, ctx: "TrainContext") -> None:
         model = ctx.unwrapped_model()

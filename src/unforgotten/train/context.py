@@ -152,6 +152,27 @@ class TrainContext:
         if not is_peft(self.model) and self._frozen_copy is None:
             self._frozen_copy = copy.deepcopy(self.model).eval().requires_grad_(False)
 
+    @contextlib.contextmanager
+    def setup_reference(self) -> Iterator[torch.nn.Module]:
+        """The starting (aligned) model in eval mode, for targets computed in ``setup()``.
+
+        LoRA: :meth:`reference` (the base with the adapter off, no copy). Full fine-tuning: the
+        frozen copy when a method already snapshotted one, else the trainable model itself, which
+        *is* the starting model while ``setup`` runs (so no copy is kept for the whole run). Use it
+        only before the first step; afterwards use :meth:`reference`.
+        """
+        if is_peft(self.model) or self._frozen_copy is not None:
+            with self.reference() as m:
+                yield m
+            return
+        model = self.model
+        was_training = model.training
+        model.eval()
+        try:
+            yield model
+        finally:
+            model.train(was_training)
+
     def base_state_dict(self) -> dict[str, torch.Tensor]:
         """Weights of the pre-alignment base model (``base_source``), by plain HF parameter name.
 

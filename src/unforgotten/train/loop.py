@@ -20,7 +20,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from rich.console import Console
@@ -30,10 +30,12 @@ from ..config import TrainConfig, to_dict
 from ..data.schema import Record
 from ..data.tokenize import IGNORE, BatchStream, EncodeStats, encode_records
 from ..errors import UserInputError
-from ..methods import Method, build_methods
 from ..models import is_peft
 from . import checkpoint
 from .context import TrainContext
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..methods.base import Method  # methods import train/context.py; the loop only runs them
 
 console = Console(stderr=True)
 
@@ -79,14 +81,22 @@ def train(
     progress: bool = True,
     on_step: Callable[[TrainContext], None] | None = None,
 ) -> TrainResult:
-    """Fine-tune ``model`` (already LoRA-wrapped, or fully trainable) on ``records``."""
+    """Fine-tune ``model`` (already LoRA-wrapped, or fully trainable) on ``records``.
+
+    ``methods``: the hooks to run, built by the caller (``methods.build_methods(cfg.methods,
+    cfg.method_args)``); None = plain SFT, which has no hooks.
+    """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    methods = methods if methods is not None else build_methods(cfg.methods, cfg.method_args)
+    if methods is None:
+        if list(cfg.methods) != ["sft"]:  # the loop never builds methods: a silent SFT would be wrong
+            raise UserInputError(f"train(): cfg.methods is {cfg.methods} but no methods= were passed; build them "
+                                 "with unforgotten.methods.build_methods(cfg.methods, cfg.method_args)")
+        methods = []
     for m in methods:
         if m.uses_safety_data() and not safety_data:
             raise UserInputError(f"method {m.name!r} needs safety data: set data.safety (and data.safety_size > 0)")
@@ -228,6 +238,6 @@ def train(
     (output_dir / "train_summary.json").write_text(json.dumps({
         "steps": n_steps, "resumed_from": start, "final_loss": result.final_loss,
         "tokens_per_s": result.tokens_per_s, "samples": len(samples), "truncated": stats.truncated,
-        "dropped": stats.dropped, "methods": [m.name for m in methods], "weights": str(weights_dir),
+        "dropped": stats.dropped, "methods": [m.name for m in methods] or ["sft"], "weights": str(weights_dir),
     }, indent=2))
     return result

@@ -1,0 +1,158 @@
+"""Every number in a config field or a method argument is checked here, one way, one message.
+
+A numeric dataclass field (``int``, ``float``, or either ``| None``) is always checked for its
+type (an ``int`` field takes integers only, a ``float`` field any finite number; ``bool`` is never
+a number) and, when declared with :func:`bounded`, for its range::
+
+    lr: float = bounded(1e-4, gt=0)
+    k: int = bounded(32, ge=1)
+    top_p: float = bounded(0.95, gt=0, le=1)
+
+:func:`check_fields` walks a dataclass (and the dataclasses inside it) and raises one
+:class:`~unforgotten.errors.ConfigError` shaped like ``train.lr must be a finite number > 0
+(got inf)``: the field's dotted name, what it must be, and the value it got. Config loading calls
+it with no prefix (``train.lr``, ``align.lora.r``); every method calls it from ``__post_init__``
+with its registry name (``der.alpha``), so ``--set`` and direct construction give the same message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+BOUNDS_KEY = "unforgotten.bounds"
+CHOICES_KEY = "unforgotten.choices"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A range: each of ``gt`` / ``ge`` (lower) and ``lt`` / ``le`` (upper) is optional."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+    def contains(self, v: float) -> bool:
+        return not (
+            (self.gt is not None and not v > self.gt)
+            or (self.ge is not None and not v >= self.ge)
+            or (self.lt is not None and not v < self.lt)
+            or (self.le is not None and not v <= self.le)
+        )
+
+    def describe(self) -> str:
+        """'> 0', 'in [0, 1)', '' (no range)."""
+        lo, hi = (self.gt, "(") if self.gt is not None else (self.ge, "["), (self.lt, ")") if self.lt is not None else (self.le, "]")
+        if lo[0] is not None and hi[0] is not None:
+            return f"in {lo[1]}{_num(lo[0])}, {_num(hi[0])}{hi[1]}"
+        if lo[0] is not None:
+            return f"{'>' if lo[1] == '(' else '>='} {_num(lo[0])}"
+        if hi[0] is not None:
+            return f"{'<' if hi[1] == ')' else '<='} {_num(hi[0])}"
+        return ""
+
+
+NO_BOUNDS = Bounds()
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def bounded(default: Any = dataclasses.MISSING, *, gt=None, ge=None, lt=None, le=None, **field_kwargs) -> Any:
+    """A dataclass field whose value must lie in the given range (see the module docstring)."""
+    meta = {**field_kwargs.pop("metadata", {}), BOUNDS_KEY: Bounds(gt=gt, ge=ge, lt=lt, le=le)}
+    return dataclasses.field(default=default, metadata=meta, **field_kwargs)
+
+
+def one_of(default: Any, choices: typing.Iterable[str], **field_kwargs) -> Any:
+    """A string field whose value must be one of ``choices``."""
+    meta = {**field_kwargs.pop("metadata", {}), CHOICES_KEY: tuple(choices)}
+    return dataclasses.field(default=default, metadata=meta, **field_kwargs)
+
+
+def numeric_kind(tp: Any) -> tuple[type, bool] | None:
+    """``(int or float, optional)`` for a numeric type hint, else None."""
+    optional = False
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(tp))
+        if len(args) != 1:
+            return None
+        tp = args[0]
+    return (tp, optional) if tp in (int, float) else None
+
+
+def describe(kind: type, bounds: Bounds = NO_BOUNDS, optional: bool = False) -> str:
+    what = "an integer" if kind is int else "a finite number"
+    rng = bounds.describe()
+    return f"{what}{' ' + rng if rng else ''}{' or null' if optional else ''}"
+
+
+def check_number(where: str, value: Any, kind: type = float, bounds: Bounds = NO_BOUNDS, optional: bool = False) -> Any:
+    """Return ``value`` (an int given for a float becomes a float) or raise the one message shape."""
+    if value is None and optional:
+        return None
+    ok = not isinstance(value, bool) and (
+        isinstance(value, int) if kind is int else isinstance(value, (int, float)) and math.isfinite(value)
+    )
+    if ok and bounds.contains(value):
+        return float(value) if kind is float else value
+    raise ConfigError(f"{where} must be {describe(kind, bounds, optional)} (got {value!r})")
+
+
+@functools.cache
+def _checked_fields(cls: type) -> tuple[tuple[str, Any], ...]:
+    """``(name, check)`` per field this module checks: a number, a bool, or a declared choice."""
+    hints = typing.get_type_hints(cls)
+    out: list[tuple[str, Any]] = []
+    for f in dataclasses.fields(cls):
+        kind = numeric_kind(hints.get(f.name))
+        if kind is not None:
+            out.append((f.name, (kind[0], f.metadata.get(BOUNDS_KEY, NO_BOUNDS), kind[1])))
+        elif BOUNDS_KEY in f.metadata:  # a range on a field that is not a number is a declaration bug
+            raise TypeError(f"{cls.__name__}.{f.name}: bounded() needs an int or float field")
+        elif f.metadata.get(CHOICES_KEY):
+            out.append((f.name, f.metadata[CHOICES_KEY]))
+        elif hints.get(f.name) is bool:
+            out.append((f.name, bool))
+    return tuple(out)
+
+
+def check_choice(where: str, value: Any, choices: tuple[str, ...]) -> Any:
+    if isinstance(value, str) and value in choices:
+        return value
+    raise ConfigError(f"{where} must be one of {', '.join(map(repr, choices))} (got {value!r})")
+
+
+def check_bool(where: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where} must be true or false (got {value!r})")
+
+
+def check_fields(obj: Any, prefix: str = "") -> None:
+    """Check every number, bool and declared choice of dataclass ``obj`` and of the dataclasses in
+    its fields; a float field given an int is stored as a float."""
+    for name, check in _checked_fields(type(obj)):
+        where, value = f"{prefix}{name}", getattr(obj, name)
+        if check is bool:
+            check_bool(where, value)
+        elif isinstance(check, tuple) and isinstance(check[0], str):
+            check_choice(where, value, check)
+        else:
+            new = check_number(where, value, *check)
+            if new is not value:
+                object.__setattr__(obj, name, new)
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_fields(value, f"{prefix}{f.name}.")
