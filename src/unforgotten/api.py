@@ -95,6 +95,31 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
     return out
 
 
+def alignment_tax(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
+    """What the align step costs: base and aligned model evaluated alike (``eval.benchmarks``
+    and ``eval.general``), the change per number, in ``<output_dir>/align_tax`` (``tax.json``,
+    ``report.md``). Evaluations are cached, so asking again costs only the report."""
+    from .report import headline, write_report
+
+    root = Path(cfg.output_dir) / "align_tax"
+    aligned = str(align(cfg, progress=progress))
+    rows = [("base (unaligned)", evaluate(cfg, output_dir=root / "eval_base", label="base (unaligned)", progress=progress)),
+            ("aligned", evaluate(cfg, model_source=aligned, output_dir=root / "eval_aligned", label="aligned", progress=progress))]
+    numbers = []
+    for _, s in rows:
+        h = headline(s)
+        general = {t: g.get("value") for t, g in ((s.get("general") or {}).get("tasks") or {}).items()}
+        numbers.append({"asr": h["asr"], "over_refusal": h["over_refusal"], "utility": h["utility"], **general})
+    tax = {k: (numbers[1][k] - numbers[0][k]) if numbers[0].get(k) is not None and numbers[1].get(k) is not None else None
+           for k in numbers[0]}
+    out = {"base": numbers[0], "aligned": numbers[1], "change": tax, "aligned_model": aligned,
+           "align_methods": list(cfg.align.train.methods)}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "tax.json").write_text(json.dumps(out, indent=2))
+    write_report(rows, root, title=f"Alignment tax ({'+'.join(cfg.align.train.methods)} at the align step)")
+    return out
+
+
 def starting_model(cfg: RunConfig, *, progress: bool = True) -> str:
     """What stage 2 fine-tunes: the aligned model when alignment is on, else the source itself."""
     return str(align(cfg, progress=progress)) if cfg.align.enabled else cfg.model.source
