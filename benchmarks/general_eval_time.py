@@ -3,6 +3,11 @@ and IFEval) of one model, the issue's budget being 10 minutes for the 135M embed
 
     nice -n 10 python benchmarks/general_eval_time.py [--model embedded] [--adapter DIR] \
         [--limit N] [--max-new-tokens 256] [--batch-size 16] [--data ../shared/data]
+    python benchmarks/general_eval_time.py --compare-hflm --limit 10   # log-likelihood backends, same run
+
+``--compare-hflm`` times TruthfulQA MC1+MC2 (``--limit`` questions) with lm-eval's plain ``HFLM``
+and with ``SharedPrefixHFLM`` in the same process, alternating (HFLM, shared, HFLM, shared), and
+prints both times, the ratio and whether the scores agree.
 
 Runs ``unforgotten.eval.general.evaluate_general`` once, without the lm-eval result cache (so
 every loglikelihood and generation is computed), and prints per task group the seconds, the
@@ -38,7 +43,11 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--compare-hflm", action="store_true")
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
+    if args.compare_hflm:
+        return compare_hflm(args)
     t0 = time.perf_counter()
     model, tok = load_for_eval(args.model, args.adapter)
     load_s = time.perf_counter() - t0
@@ -57,6 +66,31 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "general"} | {"seconds": block["seconds"]}))
+
+
+def compare_hflm(args) -> None:
+    model, tok = load_for_eval(args.model, args.adapter)
+    tasks = ["truthfulqa_mc1", "truthfulqa_mc2"]
+    times: dict[bool, list[float]] = {False: [], True: []}
+    values: dict[bool, dict[str, float]] = {}
+    for _ in range(args.rounds):
+        for shared in (False, True):
+            t0 = time.perf_counter()
+            block = evaluate_general(model, tok, tasks, data_dir=args.data, batch_size=args.batch_size,
+                                     limit=args.limit, shared_prefix=shared)
+            times[shared].append(time.perf_counter() - t0)
+            values[shared] = {t: v["value"] for t, v in block["tasks"].items()}
+            print(f"{'SharedPrefixHFLM' if shared else 'HFLM'}: {times[shared][-1]:.1f} s {values[shared]}", flush=True)
+    best = {k: min(v) for k, v in times.items()}
+    agree = all(abs(values[True][t] - values[False][t]) < 1e-4 for t in tasks)
+    summary = {"limit": args.limit, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
+               "hflm_s": round(best[False], 1), "shared_prefix_s": round(best[True], 1),
+               "speedup": round(best[False] / best[True], 2), "scores_agree": agree, "scores": values[True]}
+    print(f"best of {args.rounds}: HFLM {best[False]:.1f} s, SharedPrefixHFLM {best[True]:.1f} s, "
+          f"{summary['speedup']:.2f}x; scores agree: {agree}")
+    print(json.dumps(summary))
+    out = Path(args.out).with_name("general_eval_hflm_compare.json")
+    out.write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":
