@@ -278,20 +278,10 @@ def run_streams(base, args, out: Path, results: Path, aligned: str, start_time: 
         _save(start_path, {"setting": dataclasses.asdict(setting), "summary": start})
     methods = [m for m in args.stream_methods.split(",") if m] or STREAM_METHODS
     seeds = tuple(int(x) for x in args.stream_seeds.split(","))
-    for cell in stream_grid(methods, seeds):
-        if (results / "streams" / f"{cell.name}.json").is_file():
-            continue
-        elapsed = (time.perf_counter() - start_time) / 60
-        if args.budget_minutes is not None and elapsed > args.budget_minutes:
-            print(f"budget spent ({elapsed:.0f} min); stopping before {cell.name}", flush=True)
-            break
-        if not claim(claims, cell):
-            continue
+    for cell, elapsed in claimed_cells(stream_grid(methods, seeds), results / "streams", claims, start_time,
+                                       args.budget_minutes):
         print(f"[{elapsed:5.1f} min] stream: {cell.name} ({setting.tag})", flush=True)
-        try:
-            rec = run_stream_cell(cfg, cell, out, aligned, results, start)
-        finally:
-            (claims / f"{cell.name}.claim").unlink(missing_ok=True)
+        rec = run_stream_cell(cfg, cell, out, aligned, results, start)
         s = rec["stream"]
         print(f"    avg acc {s.get('average_accuracy')}  BWT {s.get('backward_transfer')}  final ASR {s['final_asr']}  "
               f"{rec['seconds']:.0f}s", flush=True)
@@ -323,6 +313,25 @@ def write_stream_tables(results: Path) -> Path | None:
     results.mkdir(parents=True, exist_ok=True)
     (results / "streams.json").write_text(json.dumps(out, indent=2))
     return write_stream_report(out, results)["markdown"]
+
+
+def claimed_cells(cells: list, done: Path, claims: Path, start: float, budget_minutes: float | None):
+    """Yield ``(cell, minutes elapsed)`` for each cell without a result in ``done`` (also one
+    finished by another worker), claimed for this worker while the caller runs it (the claim is
+    released afterwards, also when the run fails); stop once ``budget_minutes`` are spent."""
+    for cell in cells:
+        if (done / f"{cell.name}.json").is_file():
+            continue
+        elapsed = (time.perf_counter() - start) / 60
+        if budget_minutes is not None and elapsed > budget_minutes:
+            print(f"budget spent ({elapsed:.0f} min); stopping before {cell.name}", flush=True)
+            return
+        if not claim(claims, cell):
+            continue  # another worker has it
+        try:
+            yield cell, elapsed
+        finally:
+            (claims / f"{cell.name}.claim").unlink(missing_ok=True)
 
 
 def claim(claims: Path, cell: Cell) -> bool:
@@ -408,20 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     base = base_config(sources, args.data, out, alignment)
     aligned = run_aligned(base, out, results)
     claims = out / "claims"
-    for cell in cells:
-        if (results / "cells" / f"{cell.name}.json").is_file():  # also finished by another worker
-            continue
-        elapsed = (time.perf_counter() - start) / 60
-        if args.budget_minutes is not None and elapsed > args.budget_minutes:
-            print(f"budget spent ({elapsed:.0f} min); stopping before {cell.name}", flush=True)
-            break
-        if not claim(claims, cell):
-            continue  # another worker has it
+    for cell, elapsed in claimed_cells(cells, results / "cells", claims, start, args.budget_minutes):
         print(f"[{elapsed:5.1f} min] {cell.part}: {cell.name}", flush=True)
-        try:
-            rec = run_cell(base, cell, sources, out, aligned, results)
-        finally:
-            (claims / f"{cell.name}.claim").unlink(missing_ok=True)
+        rec = run_cell(base, cell, sources, out, aligned, results)
         b = rec["summary"]["benchmarks"]
         print(f"    ASR advbench {b['advbench']['by_judge']['keyword']['value']:.3f}  "
               f"sst2 {b['sst2-lisa']['result']['value']:.3f}  train {rec['train']['seconds']:.0f}s  "
