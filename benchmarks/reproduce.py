@@ -241,18 +241,17 @@ def stream_config(base, setting: StreamSetting):
 
 def run_stream_cell(cfg, cell: StreamCell, out: Path, aligned: str, results: Path, start: dict[str, Any]) -> dict[str, Any]:
     """One (method, ordering, seed) stream: three stages, each resumable (``stream.run_ordering``)."""
-    from unforgotten import stream
+    from unforgotten import api, stream
 
     v = dataclasses.replace(cfg, name=cell.name, output_dir=str(out / "streams" / cell.name),
                             data=dataclasses.replace(cfg.data, seed=cell.seed, orderings=[list(cell.order)]),
                             train=dataclasses.replace(cfg.train, seed=cell.seed),
                             compare=[METHOD_SPECS.get(cell.method, cell.method)])
-    from unforgotten.api import variants
-
-    (variant,) = variants(v)  # parses "name:key=value" method arguments like `compare` does
+    (variant,) = api.variants(v)  # parses "name:key=value" method arguments like `compare` does
     v = dataclasses.replace(variant, output_dir=v.output_dir)
     t0 = time.perf_counter()
-    stages = stream.run_ordering(v, list(cell.order), source=aligned, eval_cfg=stream.stream_eval_config(cfg),
+    stages = stream.run_ordering(v, list(cell.order), finetune=api.finetune, evaluate=api.evaluate, source=aligned,
+                                 eval_cfg=stream.stream_eval_config(cfg),
                                  out=Path(v.output_dir), label=cell.name, resume=True, progress=False)
     summary = stream.stream_summary(stages, start, stream.task_names(cfg), list(cell.order))
     record = {"cell": dataclasses.asdict(cell), "seconds": round(time.perf_counter() - t0, 1), "stream": summary,

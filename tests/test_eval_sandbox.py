@@ -13,6 +13,7 @@ import time
 import uuid
 
 import pytest
+from procs import alive_with
 
 from unforgotten.eval import sandbox
 from unforgotten.eval.code import extract_code, humaneval_program, pass_at_1, pass_at_k
@@ -21,22 +22,7 @@ from unforgotten.eval.sandbox import run_many, run_python, sandbox_layers
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox targets Linux")
 
 
-def _alive_with(marker: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose command line contains ``marker``."""
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read().decode("utf-8", "replace")
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmd and state not in (b"Z", b"X"):
-            pids.append(int(name))
-    return pids
+_alive_with = alive_with
 
 
 def _box_of(result) -> str:
@@ -96,7 +82,8 @@ def test_fork_bomb_is_stopped_by_the_audit_hook():
 
 
 def test_fork_bomb_beneath_the_audit_hook_leaves_no_process():
-    """With the hook off, RLIMIT_NPROC under a dedicated uid caps it, and the kill sweeps all."""
+    """With the hook and seccomp off, RLIMIT_NPROC under a dedicated uid caps it, and the kill
+    sweeps all."""
     if "nproc" not in sandbox_layers():
         pytest.skip(f"RLIMIT_NPROC is not enforceable here (layers: {sandbox_layers()})")
     bomb = textwrap.dedent("""\
@@ -109,7 +96,7 @@ def test_fork_bomb_beneath_the_audit_hook_leaves_no_process():
             except OSError:
                 pass
     """)
-    r = run_python(bomb, timeout_s=1.5, max_processes=16, audit_hook=False)
+    r = run_python(bomb, timeout_s=1.5, max_processes=16, audit_hook=False, seccomp=False)
     assert r.status == "timeout", r
     children = [int(x) for x in r.stdout_tail.split()[1:] if x.isdigit()]
     assert 0 < len(children) < 16  # the kernel refused the rest

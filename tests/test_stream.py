@@ -225,3 +225,20 @@ def test_across_orderings_mean_and_worst():
     assert a["worst"]["final_asr"] == {"value": 0.5, "ordering": "order-1-0"}
     assert a["mean"]["mean_forgetting"] == pytest.approx(0.1)  # undefined values are left out
     assert math.isclose(a["worst"]["backward_transfer"]["value"], -0.3)
+
+
+def test_preflight_names_the_stream_field_at_fault(stream_cfg, tmp_path):
+    from unforgotten.errors import UserInputError
+
+    path, _ = stream_cfg
+    cfg = load_config(path)
+    bad_task = load_config(path, [f"data.user=[{cfg.data.user[0]}, {cfg.data.user[1]}, {tmp_path / 'missing.jsonl'}]"])
+    with pytest.raises(UserInputError, match=r"data\.user\[2\]"):
+        api.run(bad_task, progress=False)
+    bad_eval = load_config(path, [f"data.user_eval=[{cfg.data.user_eval[0]}, nosuchbench, {cfg.data.user_eval[2]}]"])
+    with pytest.raises(UserInputError, match=r"data\.user_eval\[1\]"):
+        api.run(bad_eval, progress=False)
+    bad_general = load_config(path, [f"eval.general=['truthfulqa_mc2={tmp_path / 'nope.csv'}']"])
+    with pytest.raises(UserInputError, match=r"eval\.general\[0\]"):
+        api.run(bad_general, progress=False)
+    assert not (tmp_path / "run").exists()  # nothing was trained or written

@@ -24,12 +24,14 @@ from typing import Any
 
 from rich.console import Console
 
-from .config import RunConfig, save_config, to_dict
+from .config import RunConfig, save_config, to_dict, variants
 from .data import load_records, make_poisoned, premixed, sample_buffer, write_manifest
 from .data.schema import Record
 from .errors import UserInputError
 from .methods import build_methods
+from .outdir import claim
 from .paths import cache_dir
+from .preflight import adapter_check, preflight
 
 console = Console(stderr=True)
 
@@ -38,6 +40,14 @@ def _dtype(name: str):
     import torch
 
     return getattr(torch, name)
+
+
+def seeded(seed: int) -> None:
+    """Seed python, numpy and torch (every device) before anything draws randomness: the LoRA
+    initialisation happens before training starts, so ``train()`` seeding itself is too late."""
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
 
 
 def _content_hash(*parts: Any) -> str:
@@ -54,9 +64,10 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
     answers (so the model does not learn to refuse everything), then the adapter is merged so
     the aligned model is an ordinary checkpoint that later fine-tunes start from.
     """
-    from .models import apply_lora, load_model, resolve_source
+    from .models import apply_lora, resolve_source
     from .train.loop import train
 
+    preflight(cfg, align=True)
     a = cfg.align
     records: list[Record] = load_records(a.safety, require_response=True)
     for source in a.benign:
@@ -73,7 +84,8 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
         console.print(f"Aligned model (cached): {out}")
         return out
     console.print(f"Aligning {cfg.model.source} on {len(records)} records ({', '.join([a.safety, *a.benign])})")
-    model, tok = load_model(cfg.model.source, dtype=_dtype(cfg.model.dtype))
+    model, tok = load_weights(cfg.model.source, cfg.model.dtype)
+    seeded(a.train.seed)  # the aligned model is cached by its settings: it must follow from them
     model = apply_lora(model, a.lora)
     work = cache_dir() / "aligned" / f"{key}.train"
     from .train import checkpoint
@@ -163,62 +175,149 @@ def safety_buffer(cfg: RunConfig) -> list[Record] | None:
 
 
 def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = False, progress: bool = True,
-             methods: list | None = None, init_adapter: str | Path | None = None):
+             checked: bool = False, on_step=None, methods: list | None = None,
+             init_adapter: str | Path | None = None):
     """Fine-tune the aligned model on the user's data with ``cfg.train.methods``.
 
     A stream's later stages pass their ``methods`` (instances holding what the previous stage
     handed on) and ``init_adapter``, the previous stage's LoRA adapter, to train on from there.
+
+    Nothing is written into the output directory until every check has passed (a resumed
+    checkpoint's settings included); ``--resume`` on a finished run reports it, or refuses when
+    the settings changed, and never trains it again. ``checked``: ``run`` did the preflight.
+    ``on_step(ctx)`` runs after every optimizer step (the service reports progress through it and
+    sets ``ctx.stop_requested`` to pause or cancel a job; see ``train.loop.train``).
     """
-    from .models import apply_lora, load_model
+    from .models import apply_lora
     from .train.loop import train
 
+    cfg = _own_method_args(cfg)
     if methods is None:
         methods = build_methods(cfg.train.methods, cfg.train.method_args)  # fail fast on bad names/args
-    source = model_source or starting_model(cfg, progress=progress)
+    if not checked:
+        preflight(cfg, align=model_source is None, finetune=True, model_source=model_source)
     out = Path(cfg.output_dir) / "finetune"
-    out.mkdir(parents=True, exist_ok=True)
-    records, manifest = user_data(cfg)
-    safety = safety_buffer(cfg) if any(m.uses_safety_data() for m in methods) else None
-    save_config(cfg, out / "config.yaml")
-    write_manifest({**manifest, "safety_buffer_ids": [r.get("id") for r in safety or []]}, out / "data_manifest.json")
-    (out / "base_model.txt").write_text(source + "\n")
-    console.print(
-        f"Fine-tuning {source} with {'+'.join(cfg.train.methods)} on {len(records)} records "
-        f"({manifest['n_poison']} poison, p={manifest['p']:g})"
-    )
-    model, tok = load_model(source, dtype=_dtype(cfg.model.dtype))
-    if init_adapter is not None:
-        from peft import PeftModel
+    with claim(out):
+        source = model_source or starting_model(cfg, progress=progress)
+        records, manifest = user_data(cfg)
+        safety = safety_buffer(cfg) if any(m.uses_safety_data() for m in methods) else None
+        manifest = {**manifest, "safety_buffer_ids": [r.get("id") for r in safety or []]}
+        if resume:
+            finished = _finished(out, cfg, source, manifest)
+            if finished is not None:
+                return finished
 
-        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
-    elif not cfg.model.full_finetune:
-        model = apply_lora(model, cfg.model.lora)
-    return train(
-        model, tok, records, cfg.train, out, methods=methods, safety_data=safety,
-        base_source=cfg.model.base or (cfg.model.source if cfg.align.enabled else None), resume=resume, progress=progress,
-    )
+        def write_records() -> None:  # called by train() once its checks have passed
+            save_config(cfg, out / "config.yaml")
+            write_manifest(manifest, out / "data_manifest.json")
+            (out / "base_model.txt").write_text(source + "\n")
+
+        console.print(
+            f"Fine-tuning {source} with {'+'.join(cfg.train.methods)} on {len(records)} records "
+            f"({manifest['n_poison']} poison, p={manifest['p']:g})"
+        )
+        model, tok = load_weights(source, cfg.model.dtype)
+        if init_adapter is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+        elif not cfg.model.full_finetune:
+            seeded(cfg.train.seed)  # LoRA's initial weights follow from the run's seed
+            model = apply_lora(model, cfg.model.lora)
+        return train(
+            model, tok, records, cfg.train, out, methods=methods, safety_data=safety,
+            base_source=cfg.model.base or (cfg.model.source if cfg.align.enabled else None), resume=resume,
+            progress=progress, on_start=write_records, on_step=on_step,
+        )
+
+
+def _own_method_args(cfg: RunConfig) -> RunConfig:
+    """``cfg`` without the method_args of methods that only ``compare`` uses: a config made for
+    ``run`` (the shipped demo: ``compare: [sft, der, lisa]`` with lisa's arguments) fine-tunes
+    its ``train.methods`` alone. Arguments for a method named nowhere stay an error."""
+    import dataclasses
+
+    compared = {part.partition(":")[0].strip() for spec in cfg.compare for part in spec.split("+")}
+    only_compared = [k for k in cfg.train.method_args if k not in cfg.train.methods and k in compared]
+    if not only_compared:
+        return cfg
+    args = {k: v for k, v in cfg.train.method_args.items() if k not in only_compared}
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, method_args=args))
+
+
+def _finished(out: Path, cfg: RunConfig, source: str, manifest: dict[str, Any]):
+    """The result of a finished run in ``out`` when it was made with these settings; None when
+    there is no finished run; a UserInputError when there is one with other settings."""
+    import yaml
+
+    from .data.tokenize import EncodeStats
+    from .train.loop import TrainResult
+
+    summary_path = out / "train_summary.json"
+    if not summary_path.is_file():
+        return None
+    summary = json.loads(summary_path.read_text())
+    weights = Path(summary.get("weights", ""))
+    try:
+        same = (yaml.safe_load((out / "config.yaml").read_text()) == yaml.safe_load(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+                and json.loads((out / "data_manifest.json").read_text()) == json.loads(json.dumps(manifest, default=str))
+                and (out / "base_model.txt").read_text().strip() == source)
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        raise UserInputError(
+            f"{out} holds a finished run with other settings, data or base model; --resume continues "
+            "an interrupted run only. Use another output_dir, or drop --resume to train it again")
+    if not weights.is_dir():
+        raise UserInputError(f"{out} is finished but its weights ({weights}) are missing; drop --resume to train again")
+    console.print(f"{out}: already finished ({summary['steps']} steps); nothing to resume")
+    return TrainResult(out, weights, summary["steps"], summary["final_loss"], summary.get("tokens_per_s", 0.0),
+                       EncodeStats(total=summary.get("samples", 0), truncated=summary.get("truncated", 0),
+                                   dropped=summary.get("dropped", 0)), summary.get("resumed_from", 0))
 
 
 # --------------------------------------------------------------------------- evaluate
 
 
-def load_for_eval(source: str, adapter: str | Path | None = None, dtype: str = "float32"):
-    from .models import inference_device, load_model
+def load_weights(source: str, dtype: str = "float32"):
+    """``load_model`` with damaged files reported as the user's input, path named (exit 2)."""
+    from .models import load_model
 
-    if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
-        raise UserInputError(f"{adapter} is not a peft adapter directory (no adapter_config.json)")
-    model, tok = load_model(source, dtype=_dtype(dtype))
+    try:
+        return load_model(source, dtype=_dtype(dtype))
+    except UserInputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - only file-shaped failures are turned into input errors
+        if not isinstance(e, (OSError, ValueError, KeyError)) and type(e).__name__ != "SafetensorError":
+            raise
+        raise UserInputError(f"cannot load the model {source}: {type(e).__name__}: {e}") from None
+
+
+def load_for_eval(source: str, adapter: str | Path | None = None, dtype: str = "float32"):
+    from .models import inference_device
+
+    if adapter is not None:
+        adapter_check(Path(adapter))
+    model, tok = load_weights(source, dtype)
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter))
+        try:
+            model = PeftModel.from_pretrained(model, str(adapter))
+        except (OSError, ValueError, KeyError, RuntimeError) as e:  # safetensors' error is a ValueError...
+            raise UserInputError(f"cannot load the adapter in {adapter}: {type(e).__name__}: {e}") from None
+        except Exception as e:  # ...or its own SafetensorError
+            if type(e).__name__ != "SafetensorError":
+                raise
+            raise UserInputError(f"cannot load the adapter in {adapter}: damaged safetensors ({e})") from None
     model.to(inference_device())
     model.eval()
     return model, tok
 
 
 def evaluate(cfg: RunConfig, *, model_source: str | None = None, adapter: str | Path | None = None,
-             output_dir: str | Path | None = None, label: str | None = None, progress: bool = True) -> dict[str, Any]:
+             output_dir: str | Path | None = None, label: str | None = None, progress: bool = True,
+             checked: bool = False) -> dict[str, Any]:
     """Evaluate ``model_source`` (default: the config's model) with an optional LoRA adapter.
 
     Generations are cached by the weights' fingerprint, so evaluating the same model again
@@ -230,18 +329,21 @@ def evaluate(cfg: RunConfig, *, model_source: str | None = None, adapter: str | 
     from .eval.backends import resolve_backend
 
     source = model_source or cfg.model.source
+    if not checked:
+        preflight(cfg, evaluate=True, model_source=source, adapter=adapter)
     out = Path(output_dir) if output_dir else Path(cfg.output_dir) / "eval"
     meta = {"label": label, "model": {"source": source, "adapter": str(adapter) if adapter else None}}
-    if resolve_backend(cfg.eval.backend) == "vllm":
-        return _evaluate_vllm(cfg, source, adapter, out, meta=meta, progress=progress)
-    model, tok = load_for_eval(source, adapter, cfg.model.dtype)
-    fingerprint = model_fingerprint(source, adapter) if cfg.eval.cache else None
-    summary = evaluate_model(model, tok, cfg.eval, out, fingerprint=fingerprint, meta=meta, progress=progress)
-    if cfg.eval.general:
-        from .eval.general import add_general
+    with claim(out):
+        if resolve_backend(cfg.eval.backend) == "vllm":
+            return _evaluate_vllm(cfg, source, adapter, out, meta=meta, progress=progress)
+        model, tok = load_for_eval(source, adapter, cfg.model.dtype)
+        fingerprint = model_fingerprint(source, adapter) if cfg.eval.cache else None
+        summary = evaluate_model(model, tok, cfg.eval, out, fingerprint=fingerprint, meta=meta, progress=progress)
+        if cfg.eval.general:
+            from .eval.general import add_general
 
-        summary = add_general(summary, model, tok, cfg.eval, out, fingerprint)
-    return summary
+            summary = add_general(summary, model, tok, cfg.eval, out, fingerprint)
+        return summary
 
 
 def _evaluate_vllm(cfg: RunConfig, source: str, adapter: str | Path | None, out: Path, *, meta: dict[str, Any],
@@ -272,51 +374,31 @@ def _evaluate_vllm(cfg: RunConfig, source: str, adapter: str | Path | None, out:
 # --------------------------------------------------------------------------- run / demo
 
 
-def variants(cfg: RunConfig) -> list[RunConfig]:
-    """One config per method (or composition) to compare, each with its own output directory."""
-    import dataclasses
-
-    if not cfg.compare:
-        return [cfg]
-    import yaml
-
-    out = []
-    for spec in cfg.compare:
-        # "ewc+safelora", "der:storage=exact;k=64": methods joined by '+', arguments after ':'
-        methods, args = [], {}
-        for part in spec.split("+"):
-            name, _, kv = part.strip().partition(":")
-            methods.append(name)
-            args[name] = dict(cfg.train.method_args.get(name, {}))
-            for item in filter(None, kv.split(";")):
-                key, eq, value = item.partition("=")
-                if not eq:
-                    raise UserInputError(f"compare entry {spec!r}: method arguments look like name:key=value;key=value")
-                args[name][key.strip()] = yaml.safe_load(value)
-        train = dataclasses.replace(cfg.train, methods=methods, method_args={k: v for k, v in args.items() if v})
-        slug = spec.replace("+", "_").replace(":", "-").replace(";", "-").replace("=", "")
-        out.append(dataclasses.replace(cfg, name=spec, train=train, output_dir=str(Path(cfg.output_dir) / slug), compare=[]))
-    return out
-
-
 def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, progress: bool = True) -> list[tuple[str, dict[str, Any]]]:
     """align -> evaluate aligned -> finetune (each compared method) -> evaluate -> report.
 
     When ``data.user`` is a list of tasks, a continual stream (``stream.run_stream``)."""
+    # every name, path and method argument of every stage, before hours of work, not after
+    preflight(cfg, align=True, finetune=True, evaluate=True)
     if isinstance(cfg.data.user, list):
         from .stream import run_stream
 
-        return run_stream(cfg, include_base=include_base, resume=resume, progress=progress)
-    root = Path(cfg.output_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, root / "config.yaml")
+        with claim(Path(cfg.output_dir)):
+            return run_stream(cfg, finetune=finetune, evaluate=evaluate, source=starting_model(cfg, progress=progress),
+                              include_base=include_base, resume=resume, progress=progress)
     todo = variants(cfg)
-    for v in todo:  # fail on a bad method name or argument before hours of work, not after
-        build_methods(v.train.methods, v.train.method_args)
+    root = Path(cfg.output_dir)
+    with claim(root):
+        save_config(cfg, root / "config.yaml")
+        return _run(cfg, root, todo, include_base=include_base, resume=resume, progress=progress)
+
+
+def _run(cfg: RunConfig, root: Path, todo: list[RunConfig], *, include_base: bool, resume: bool,
+         progress: bool) -> list[tuple[str, dict[str, Any]]]:
     rows: list[tuple[str, dict[str, Any]]] = []
 
     def add(label: str, **kwargs: Any) -> None:
-        rows.append((label, evaluate(label=label, progress=progress, **kwargs)))
+        rows.append((label, evaluate(label=label, progress=progress, checked=True, **kwargs)))
         (root / "results.json").write_text(json.dumps([{**s, "label": lab} for lab, s in rows], indent=2))
 
     if include_base:
@@ -325,7 +407,7 @@ def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, pro
     if cfg.align.enabled:
         add("aligned", cfg=cfg, model_source=source, output_dir=root / "eval_aligned")
     for v in todo:
-        result = finetune(v, model_source=source, resume=resume, progress=progress)
+        result = finetune(v, model_source=source, resume=resume, progress=progress, checked=True)
         label = f"aligned + {v.name if cfg.compare else '+'.join(v.train.methods)} (p={v.data.poison_ratio})"
         adapter = result.weights_dir if result.weights_dir.name == "adapter" else None
         model_src = source if adapter else str(result.weights_dir)

@@ -17,8 +17,9 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from .errors import UserInputError
+from .errors import UnforgottenError, UserInputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Safety-preserving fine-tuning of LLMs.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and validate data files.")
@@ -42,16 +43,19 @@ def _guard(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except UserInputError as e:
-            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        except UserInputError as e:  # the message is plain text: "[sft]" is not rich markup
+            err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False)
             raise typer.Exit(2) from None
+        except UnforgottenError as e:  # a failure we understand (diverged training, a full disk)
+            err.print(f"[bold red]failed:[/] {escape(str(e))}", markup=True, highlight=False)
+            raise typer.Exit(1) from None
         except (typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt:
             err.print("interrupted; rerun with --resume to continue from the last checkpoint")
             raise typer.Exit(1) from None
         except Exception as e:  # noqa: BLE001 - the CLI's last line of defence
-            err.print(f"[bold red]failed:[/] {type(e).__name__}: {e}", highlight=False)
+            err.print(f"[bold red]failed:[/] {type(e).__name__}: {escape(str(e))}", highlight=False)
             if "--debug" in sys.argv or logging.getLogger().isEnabledFor(logging.DEBUG):
                 raise
             raise typer.Exit(1) from None
@@ -245,6 +249,11 @@ def list_benchmarks():
     for b in api.list_benchmarks():
         table.add_row(b["name"], b["kind"], b["metric"], b["local"] or "", b["hub"] or "(NAME=PATH)", b["description"])
     console.print(table)
+
+
+from .service.commands import register as _register_service  # noqa: E402 - needs _guard above
+
+_register_service(app, _guard)
 
 
 def main() -> None:

@@ -241,12 +241,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data: dict[str, Any] = to_dict(RunConfig())
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"{p} is a directory; give the config file (YAML) inside it")
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        except (OSError, UnicodeDecodeError, RecursionError) as e:
+            raise ConfigError(f"{p}: cannot read it as a YAML config ({type(e).__name__}: {e})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
         _merge(data, loaded)
@@ -310,3 +314,26 @@ def _validate_stream(d: DataConfig) -> None:
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def variants(cfg: RunConfig) -> list[RunConfig]:
+    """One config per method (or composition) to compare, each with its own output directory."""
+    if not cfg.compare:
+        return [cfg]
+    out = []
+    for spec in cfg.compare:
+        # "ewc+safelora", "der:storage=exact;k=64": methods joined by '+', arguments after ':'
+        methods, args = [], {}
+        for part in spec.split("+"):
+            name, _, kv = part.strip().partition(":")
+            methods.append(name)
+            args[name] = dict(cfg.train.method_args.get(name, {}))
+            for item in filter(None, kv.split(";")):
+                key, eq, value = item.partition("=")
+                if not eq:
+                    raise ConfigError(f"compare entry {spec!r}: method arguments look like name:key=value;key=value")
+                args[name][key.strip()] = yaml.safe_load(value)
+        train = dataclasses.replace(cfg.train, methods=methods, method_args={k: v for k, v in args.items() if v})
+        slug = spec.replace("+", "_").replace(":", "-").replace(";", "-").replace("=", "")
+        out.append(dataclasses.replace(cfg, name=spec, train=train, output_dir=str(Path(cfg.output_dir) / slug), compare=[]))
+    return out

@@ -21,3 +21,12 @@ class DataError(UserInputError):
 
 class ConfigError(UserInputError):
     """A config key or value is wrong."""
+
+
+class TrainingDiverged(UnforgottenError):
+    """The loss or the gradient stopped being finite. Training stops at that step, before the
+    optimizer applies it: the last checkpoint stays good and no weights are saved. CLI exit 1."""
+
+
+class OutputInUse(UserInputError):
+    """Another process holds the output directory's lock."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from rich.console import Console
 
@@ -55,13 +55,13 @@ def _load_json(p: Path) -> Any:
     return json.loads(p.read_text())
 
 
-def run_ordering(v: RunConfig, order: list[int], *, source: str, eval_cfg, out: Path, label: str,
-                 resume: bool, progress: bool) -> list[dict[str, Any]]:
+def run_ordering(v: RunConfig, order: list[int], *, finetune: Callable[..., Any], evaluate: Callable[..., Any],
+                 source: str, eval_cfg, out: Path, label: str, resume: bool, progress: bool) -> list[dict[str, Any]]:
     """Fine-tune ``v``'s methods through the tasks in ``order``; returns one record per stage
-    (task, weights, the stage's evaluation summary)."""
+    (task, weights, the stage's evaluation summary). ``finetune`` and ``evaluate`` are
+    ``api.finetune`` and ``api.evaluate`` (passed in: api calls this module, not the reverse)."""
     import torch
 
-    from .api import evaluate, finetune
     from .methods import build_methods
 
     tasks = list(v.data.user)
@@ -90,8 +90,12 @@ def run_ordering(v: RunConfig, order: list[int], *, source: str, eval_cfg, out: 
         torch.manual_seed(v.train.seed + k)
         result = finetune(scfg, model_source=model_source, resume=resume, progress=progress,
                           methods=methods, init_adapter=adapter)
-        carry = {m.name: m.carry_state() for m in methods}
-        torch.save(carry, sdir / "carry.pt")
+        carry_path = sdir / "carry.pt"
+        if result.log or not carry_path.is_file():  # trained now: what the methods hold
+            carry = {m.name: m.carry_state() for m in methods}
+            torch.save(carry, carry_path)
+        else:  # trained by an earlier call whose evaluation did not finish: what it handed on then
+            carry = torch.load(carry_path, weights_only=False)
         if result.weights_dir.name == "adapter":
             adapter = str(result.weights_dir)
         else:  # a merged model (MagMax, SafeLoRA): the next stage trains a new adapter on it
@@ -145,11 +149,12 @@ def stream_summary(stages: list[dict[str, Any]], start: dict[str, Any], names: l
     return out
 
 
-def run_stream(cfg: RunConfig, *, include_base: bool = False, resume: bool = False,
-               progress: bool = True) -> list[tuple[str, dict[str, Any]]]:
-    """Every compared method through every ordering of ``cfg.data.user``; returns the table rows
-    (base, aligned, and each method's model after the last stage of each ordering)."""
-    from .api import evaluate, starting_model, variants
+def run_stream(cfg: RunConfig, *, finetune: Callable[..., Any], evaluate: Callable[..., Any], source: str,
+               include_base: bool = False, resume: bool = False, progress: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    """Every compared method through every ordering of ``cfg.data.user``, starting from the
+    aligned model ``source``; returns the table rows (base, aligned, and each method's model after
+    the last stage of each ordering). ``finetune``/``evaluate``: ``api``'s, as in ``run_ordering``."""
+    from .config import variants
     from .methods import build_methods
 
     root = Path(cfg.output_dir)
@@ -171,7 +176,6 @@ def run_stream(cfg: RunConfig, *, include_base: bool = False, resume: bool = Fal
 
     if include_base:
         rows.append(("base (unaligned)", evaluated("base (unaligned)", root / "eval_base")))
-    source = starting_model(cfg, progress=progress)
     start = evaluated("aligned", root / "eval_aligned", model_source=source)
     rows.append(("aligned", start))
     results: dict[str, Any] = {"tasks": names, "sources": list(cfg.data.user), "orderings": [ordering_name(o) for o in orders],
@@ -181,8 +185,8 @@ def run_stream(cfg: RunConfig, *, include_base: bool = False, resume: bool = Fal
         per_order: dict[str, Any] = {}
         for order in orders:
             out = Path(v.output_dir) / ordering_name(order)
-            stages = run_ordering(v, order, source=source, eval_cfg=eval_cfg, out=out, label=name,
-                                  resume=resume, progress=progress)
+            stages = run_ordering(v, order, finetune=finetune, evaluate=evaluate, source=source, eval_cfg=eval_cfg,
+                                  out=out, label=name, resume=resume, progress=progress)
             summary = stream_summary(stages, start, names, order)
             (out / "stream.json").write_text(json.dumps(summary, indent=2))
             per_order[ordering_name(order)] = summary

@@ -179,6 +179,9 @@ def _parse_jsonl(text: str, table: RawTable) -> None:
         except json.JSONDecodeError as e:
             table.problems.append(f"{table.origin} {where}: malformed JSON ({e.msg}: line 1 column {e.colno})")
             continue
+        except RecursionError:
+            table.problems.append(f"{table.origin} {where}: JSON nested too deeply to be a data row")
+            continue
         if not isinstance(row, dict):
             table.problems.append(f"{table.origin} {where}: expected a JSON object, got {type_name(row)}")
             continue
@@ -190,6 +193,9 @@ def _parse_json(text: str, table: RawTable, split: str) -> None:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         table.problems.append(f"{table.origin}: malformed JSON ({e.msg}: line {e.lineno} column {e.colno})")
+        return
+    except RecursionError:
+        table.problems.append(f"{table.origin}: JSON nested too deeply to be a data file")
         return
     if isinstance(doc, dict):
         key = next((k for k in (split, *_JSON_LIST_KEYS) if isinstance(doc.get(k), list)), None)

@@ -8,6 +8,7 @@ a file without reading our code. Checks collect all problems rather than stoppin
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -37,6 +38,9 @@ def validate_records(
             else:
                 first_seen[rid] = where
     return problems
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _record_problems(rec: Any, require_response: bool | None) -> list[str]:
@@ -76,6 +80,9 @@ def _record_problems(rec: Any, require_response: bool | None) -> list[str]:
             out.append(f'field "{f}.content" must be a string, got {type_name(m["content"])}')
         elif not m["content"].strip():
             out.append(f'field "{f}.content" is empty')
+        elif _SURROGATE.search(m["content"]):  # JSON "\ud800" decodes to one; no tokenizer can encode it
+            at = _SURROGATE.search(m["content"]).start()
+            out.append(f'field "{f}.content": a lone UTF-16 surrogate at character {at} (not valid Unicode text)')
     if None not in roles:  # order only makes sense once every role is known
         out.extend(_order_problems(roles, require_response))
     return out

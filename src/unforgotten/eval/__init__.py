@@ -12,7 +12,7 @@ Import from the submodules (one job each):
 * ``eval.cache``     ``cached_generate``: per-prompt generation cache keyed by weights + decoding.
 * ``eval.fingerprint`` ``model_fingerprint``: what the cache keys generations by.
 * ``eval.backends``  ``get_generator``: transformers or vLLM (``eval.vllm_backend``, lazy).
-* ``eval.sandbox``   ``run_python``: generated code in a separate, limited process.
+* ``eval.sandbox``   ``run_python``: generated code in a separate, confined process (docs/security.md).
 * ``eval.code``      ``extract_code``, ``humaneval_program``, ``pass_at_1``, ``pass_at_k``.
 * ``eval.agreement`` classification metrics of a judge against human labels.
 

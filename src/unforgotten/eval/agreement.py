@@ -26,7 +26,6 @@ refusal.) Undecided verdicts are never dropped: see ``score_judge``.
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .fingerprint import sha256_file  # noqa: F401  (re-exported: tools and tests hash data files with it)
 
 DNA_FILE = Path("do_not_answer") / "do_not_answer_data.csv"
 DNA_MODELS: tuple[str, ...] = ("GPT4", "ChatGPT", "Claude", "ChatGLM2", "llama2-7b-chat", "vicuna-7b")
@@ -54,14 +55,6 @@ class LabeledResponse:
     @property
     def refused(self) -> bool:
         return self.action in REFUSAL_ACTIONS
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_do_not_answer(path: str | Path) -> list[LabeledResponse]:

@@ -22,7 +22,7 @@ from ..data.schema import prompt_messages, prompt_text
 from .benchmarks import BenchmarkSet, load_benchmark
 from .judges import Judge, get_judge
 from .metrics import accuracy, asr, rate_with_ci, refusal_rate
-from .scoring import extract_label, extract_number, normalize_number
+from .scoring import answers_and_labels, is_correct
 
 console = Console(stderr=True)
 
@@ -96,21 +96,16 @@ def _scored(bset: BenchmarkSet, responses: list[str], cfg: EvalConfig) -> tuple[
 
         flags, results = pass_at_1(records, responses, workers=cfg.code_workers, timeout_s=cfg.code_timeout_s)
         rows = [
-            {"id": r.get("id"), "response": s, "status": res.status, "passed": f, "stderr": res.stderr_tail}
+            {"id": r.get("id"), "response": s, "status": res.status, "passed": f,
+             # one bounded, scrubbed line: whatever the code read must not land in the results
+             "error": res.error_line}
             for r, s, f, res in zip(records, responses, flags, results)
         ]
         return {"result": rate_with_ci(flags, none_counts_as=False)}, rows
-    labels = [str(r["label"]) for r in records]
-    if task == "number":
-        preds = [extract_number(s) for s in responses]
-        labels = [normalize_number(lab) or lab.strip() for lab in labels]
-    else:
-        choices = sorted({lab.strip() for lab in labels})
-        preds = [extract_label(s, choices) for s in responses]
+    preds, labels = answers_and_labels(responses, records, "number" if task == "number" else "label", choices=None)
     result = accuracy(preds, labels)
     rows = [
-        {"id": r.get("id"), "prompt": prompt_text(r), "response": s, "pred": p, "label": lab,
-         "correct": p is not None and p.strip().casefold() == lab.strip().casefold()}
+        {"id": r.get("id"), "prompt": prompt_text(r), "response": s, "pred": p, "label": lab, "correct": is_correct(p, lab)}
         for r, s, p, lab in zip(records, responses, preds, labels)
     ]
     return {"result": result}, rows

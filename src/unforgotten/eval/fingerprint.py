@@ -30,13 +30,15 @@ is reused across upgrades. Clear ``cache_dir()/generations`` after an upgrade yo
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import json
 import os
 import threading
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..paths import cache_dir
 
@@ -82,17 +84,36 @@ def _load_memo() -> dict[str, Any]:
         return {}  # missing or damaged memo: it is only a speed-up, start again
 
 
+_MEMO_WARNED = False
+
+
 def _save_memo(memo: dict[str, Any]) -> None:
-    path = _memo_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(memo, sort_keys=True))
-    os.replace(tmp, path)  # atomic: a reader sees the old memo or the new one, never half of one
+    """Only a speed-up: when the cache cannot be written (read-only, full), warn once and go on."""
+    global _MEMO_WARNED
+    tmp = None
+    try:
+        path = _memo_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(memo, sort_keys=True))
+        os.replace(tmp, path)  # atomic: a reader sees the old memo or the new one, never half of one
+    except OSError as e:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if not _MEMO_WARNED:
+            _MEMO_WARNED = True
+            warnings.warn(f"fingerprint memo not saved ({e}); files are hashed in full each time", stacklevel=2)
 
 
-def _sha256_file(path: Path) -> str:
+def _sha256_file(path: str | os.PathLike) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()  # streams; Python >= 3.11
+
+
+# sha256 of a file's content, not memoized (data files, judge weights); file_sha256 is the
+# memoized one for model weights. The memoized paths call _sha256_file (tests count those calls).
+sha256_file = _sha256_file
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -193,19 +214,23 @@ def model_fingerprint(source: str | os.PathLike | None, adapter: str | os.PathLi
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def tensor_fingerprint(model: Any) -> str:
+def tensor_fingerprint(model: Any, skip: Callable[[str], bool] | None = None) -> str:
     """sha256 over every tensor of ``model.state_dict()`` (name, dtype, shape, raw bytes).
 
     For a model with no source on disk (built or modified in memory). Cost: every byte of the
     weights is copied to the CPU and hashed, about 1 s per GB (0.5 s for SmolLM2-135M in fp32,
     around 15-30 s for a 7B model in bf16 plus the device-to-host copy). Fine for small models;
     for large ones prefer :func:`model_fingerprint` on the saved directory, which is memoized.
-    PEFT models include their adapter weights in ``state_dict``, so adapters are covered.
+    PEFT models include their adapter weights in ``state_dict``, so adapters are covered;
+    ``skip(name)`` leaves tensors out (GR-SAP's synthesis runs with the adapter off, so it skips
+    ``lora_`` weights).
     """
     import torch
 
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
+        if skip is not None and skip(name):
+            continue
         t = t.detach()
         h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\n".encode())
         flat = t.to("cpu").contiguous().reshape(-1)

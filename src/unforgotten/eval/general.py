@@ -142,7 +142,7 @@ def resolve_entry(entry: str, data_dir: str | None) -> tuple[str, Path | None]:
 # --------------------------------------------------------------------------- lm-eval glue
 
 
-def _require_lm_eval():
+def require_lm_eval():
     try:
         import lm_eval  # noqa: F401
     except ImportError:
@@ -211,7 +211,7 @@ def local_task(name: str, path: Path, max_gen_toks: int | None = None):
     from lm_eval.api.task import ConfigurableTask
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    lm_eval = _require_lm_eval()
+    lm_eval = require_lm_eval()
     spec = LOCAL_TASKS[name]
     cfg = load_yaml(Path(lm_eval.__file__).parent / "tasks" / spec.yaml)
     docs = spec.docs(path)
@@ -287,7 +287,7 @@ def evaluate_general(model: Any, tokenizer: Any, entries: list[str], *, data_dir
     lm-eval's plain ``HFLM``); generation tasks (IFEval) are prompted through the tokenizer's chat template
     when it has one, since an instruction-tuned model answers instructions in its own format.
     """
-    _require_lm_eval()
+    require_lm_eval()
     import logging
 
     from lm_eval import simple_evaluate

@@ -74,26 +74,41 @@ def extract_answer(
     raise ValueError(f"kind must be 'label' or 'number', got {kind!r}")
 
 
+def answers_and_labels(
+    responses: Sequence[str],
+    records: Sequence[Record],
+    kind: Literal["label", "number"] = "label",
+    choices: Sequence[str] | None = DEFAULT_CHOICES,
+) -> tuple[list[str | None], list[str]]:
+    """Each response's extracted answer and the label it is compared with (a number label
+    normalized like the answers). ``choices=None``: the distinct labels themselves (how the
+    evaluator scores a classification set whatever its label words)."""
+    if len(responses) != len(records):
+        raise ValueError(f"{len(responses)} responses but {len(records)} records: they must pair up")
+    for i, record in enumerate(records):
+        if record.get("label") is None:
+            where = f"id {record['id']!r}" if "id" in record else f"index {i}"
+            raise DataError(f"Record at {where} has no 'label' field, so it cannot be scored.")
+    labels = [str(r["label"]) for r in records]
+    if kind == "number":
+        return [extract_number(s) for s in responses], [normalize_number(lab) or lab.strip() for lab in labels]
+    if kind != "label":
+        raise ValueError(f"kind must be 'label' or 'number', got {kind!r}")
+    choices = sorted({lab.strip() for lab in labels}) if choices is None else choices
+    return [extract_label(s, choices) for s in responses], labels
+
+
+def is_correct(answer: str | None, label: str) -> bool:
+    """An extracted answer against its label: case-insensitive, surrounding space ignored; no answer is wrong."""
+    return answer is not None and answer.strip().casefold() == label.strip().casefold()
+
+
 def score_task(
     responses: Sequence[str],
     records: Sequence[Record],
     kind: Literal["label", "number"] = "label",
-    choices: Sequence[str] = DEFAULT_CHOICES,
+    choices: Sequence[str] | None = DEFAULT_CHOICES,
 ) -> list[bool]:
     """Per-response correctness against ``record["label"]``; an unextractable answer is wrong."""
-    if len(responses) != len(records):
-        raise ValueError(f"{len(responses)} responses but {len(records)} records: they must pair up")
-    scores = []
-    for i, (response, record) in enumerate(zip(responses, records)):
-        if record.get("label") is None:
-            where = f"id {record['id']!r}" if "id" in record else f"index {i}"
-            raise DataError(f"Record at {where} has no 'label' field, so it cannot be scored.")
-        label = str(record["label"])
-        pred = extract_answer(response, kind, choices)
-        if pred is None:
-            scores.append(False)
-        elif kind == "number":
-            scores.append(pred == (normalize_number(label) or label.strip()))
-        else:
-            scores.append(pred.casefold() == label.strip().casefold())
-    return scores
+    answers, labels = answers_and_labels(responses, records, kind, choices)
+    return [is_correct(a, lab) for a, lab in zip(answers, labels)]

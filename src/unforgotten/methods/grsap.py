@@ -10,8 +10,8 @@ The pipeline (all in ``prepare_data``, before training, under the aligned model)
      refusal hint appended to the request and kept (with the original request) if now safe
   5. a hard/easy mix of ``mix_ratio x len(user_data)`` pairs is drawn and shuffled into the data
 
-Every step's decisions are pure functions below (lists / tensors in, kept indices out), tested on
-crafted inputs; the model-facing code only computes the numbers they take.
+Every step's decisions are pure functions in ``grsap_filters.py`` (lists / tensors in, kept
+indices out), tested on crafted inputs; the code here only computes the numbers they take.
 """
 
 from __future__ import annotations
@@ -29,18 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-import torch
-import torch.nn.functional as F
-
-from ..data.schema import make_record
-from ..data.tokenize import Encoded, collate, encode_records
 from ..bounds import bounded, one_of
+from ..data.schema import make_record
+from ..data.tokenize import Encoded, encode_records
 from ..errors import ConfigError
 from .base import Method
+from .grsap_filters import (  # noqa: F401  (re-exported: the filters are part of GR-SAP's interface)
+    dedup_keep_first, judge_split, mean_nll, mean_pooled_embeddings, mix_synthetic, normalize_text,
+    parse_request, percentile_keep, select_hard_easy, synthetic_count,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..data.schema import Record
-    from ..eval.judges.base import Verdict
     from ..train.context import TrainContext
 
 log = logging.getLogger(__name__)
@@ -82,210 +82,6 @@ NO_JUDGE = "none"
 SCORE_BATCH = 8  # at most this many sequences per perplexity forward: bounds the (tokens x vocab) logits
 # reasons a candidate is dropped, in pipeline order (the stats file counts each)
 REASONS = ("unparsed", "ppl", "duplicate", "empty_response", "judge")
-
-
-# --------------------------------------------------------------------------- pure functions
-
-
-def parse_request(text: str, extraction: str) -> str | None:
-    """The request in one extraction output, or None when there is none.
-
-    ``prefill``: the text up to the first ``"`` (the paper's parsing); no closing quote means
-    the request was not finished within the token budget, so there is none. ``instruct``: the
-    whole text, with one pair of surrounding quotes removed. Empty results are None.
-    """
-    if extraction == "prefill":
-        end = text.find('"')
-        if end < 0:
-            return None
-        req = text[:end].strip()
-    else:
-        req = text.strip()
-        if len(req) >= 2 and req[0] == req[-1] and req[0] in "\"'":
-            req = req[1:-1].strip()
-    return req or None
-
-
-def percentile_keep(values: Sequence[float], low: float, high: float) -> tuple[list[int], float, float]:
-    """Indices of the values inside ``[P_low, P_high]`` and the two cutoffs.
-
-    Percentiles (0-100) are linearly interpolated over the finite values, as ``numpy.percentile``
-    computes them (the paper's filter); both bounds are inclusive. Non-finite values (a request
-    with no token to score) are dropped. ``low=0, high=100`` keeps every finite value.
-    """
-    finite = [i for i, v in enumerate(values) if math.isfinite(v)]
-    if not finite:
-        return [], float("nan"), float("nan")
-    t = torch.tensor([values[i] for i in finite], dtype=torch.float64)
-    lo = float(torch.quantile(t, low / 100.0)) if low > 0 else float(t.min())
-    hi = float(torch.quantile(t, high / 100.0)) if high < 100 else float(t.max())
-    return [i for i in finite if lo <= values[i] <= hi], lo, hi
-
-
-def dedup_keep_first(
-    embeddings: torch.Tensor, threshold: float, keys: Sequence[str] | None = None, center: bool = True
-) -> list[int]:
-    """Indices kept by greedy near-duplicate removal: ``i`` is dropped iff an earlier *kept* item
-    has cosine similarity ``>= threshold`` with it (the paper's keep-first rule).
-
-    ``center`` subtracts the mean embedding first: mean-pooled LM hidden states share a large
-    common component (anisotropy), which makes raw cosines of unrelated texts close to 1.
-    ``keys`` (e.g. normalised texts) mark exact duplicates regardless of the embeddings (after
-    centering, two identical texts among few items need not have similarity 1).
-    """
-    n = embeddings.shape[0]
-    if n == 0:
-        return []
-    e = embeddings.double()
-    if center:
-        e = e - e.mean(0, keepdim=True)
-    e = F.normalize(e, dim=1, eps=1e-12)
-    sim = e @ e.T
-    kept: list[int] = []
-    seen: dict[str, int] = {}
-    for i in range(n):
-        if keys is not None and keys[i] in seen:
-            continue
-        if kept and bool((sim[i, kept] >= threshold).any()):
-            continue
-        kept.append(i)
-        if keys is not None:
-            seen[keys[i]] = i
-    return kept
-
-
-def normalize_text(text: str) -> str:
-    """Exact-duplicate key: case-folded, whitespace collapsed."""
-    return " ".join(text.casefold().split())
-
-
-def judge_split(verdicts: Sequence["Verdict"]) -> tuple[list[int], list[int]]:
-    """``(safe, unsafe)`` indices. Safe = the judge decided *not harmful*; harmful and undecided
-    verdicts are unsafe (the paper keeps only WildGuard's explicit "harmful response: no")."""
-    safe = [i for i, v in enumerate(verdicts) if v.harmful is False]
-    unsafe = [i for i, v in enumerate(verdicts) if v.harmful is not False]
-    return safe, unsafe
-
-
-def select_hard_easy(
-    hard: Sequence[int], easy: Sequence[int], n_target: int, hard_fraction: float, rng: random.Random
-) -> tuple[list[int], list[int]]:
-    """Draw ``n_target`` items, ``int(n_target * hard_fraction)`` of them hard (the paper's
-    ``num_hard = min(len(hard), int(num_align * hard_ratio))``), the rest easy.
-
-    When one pool is short the other fills in (the paper would fail there), so the result has
-    ``min(n_target, len(hard) + len(easy))`` items. Each pool is sampled without replacement by
-    ``rng``; the returned lists are sorted.
-    """
-    n_hard = min(len(hard), int(n_target * hard_fraction))
-    n_easy = min(len(easy), n_target - n_hard)
-    n_hard = min(len(hard), n_target - n_easy)
-    return sorted(rng.sample(list(hard), n_hard)), sorted(rng.sample(list(easy), n_easy))
-
-
-def synthetic_count(n_user: int, mix_ratio: float, n_synthetic: int | None = None) -> int:
-    """How many synthetic pairs to mix in: ``n_synthetic`` if set, else ``mix_ratio * n_user``
-    rounded half up (``round()`` would round 2.5 to 2)."""
-    if n_synthetic is not None:
-        return n_synthetic
-    return int(math.floor(mix_ratio * n_user + 0.5))
-
-
-def mix_synthetic(user_data: list["Record"], synthetic: list["Record"], seed: int) -> list["Record"]:
-    """``user_data + synthetic`` shuffled by ``random.Random(seed)``; synthetic records are
-    shallow copies marked ``synthetic=True``, user records get ``synthetic=False`` if unset.
-    Nothing is modified, dropped or duplicated."""
-    mixed: list[Record] = [r if "synthetic" in r else {**r, "synthetic": False} for r in user_data]
-    mixed += [{**r, "synthetic": True} for r in synthetic]
-    random.Random(seed).shuffle(mixed)
-    return mixed
-
-
-# --------------------------------------------------------------------------- model-facing helpers
-
-
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _progress() -> bool:
-    return sys.stderr.isatty()
-
-
-def generate_from_text(
-    model, tokenizer, texts: Sequence[str], *, max_new_tokens: int, batch_size: int,
-    temperature: float, top_p: float, seed: int,
-) -> list[str]:
-    """``eval.generate.generate`` for prompts that are already rendered text (the prefill prompt
-    ends inside an assistant turn, which the chat-message API cannot express). Same conventions:
-    longest first, left padding, seeded sampling inside ``fork_rng``, new tokens only, stripped."""
-    from ..eval.generate import _generation_state
-
-    if not texts:
-        return []
-    lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-    outputs = [""] * len(texts)
-    device = _device(model)
-    with _generation_state(model, tokenizer) as (pad_id, eos_ids):
-        kw: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": pad_id, "eos_token_id": eos_ids,
-                              "do_sample": temperature > 0}
-        if temperature > 0:
-            kw.update(temperature=temperature, top_p=top_p, top_k=0)
-        rng_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=rng_devices), torch.inference_mode():
-            torch.manual_seed(seed)
-            for s in range(0, len(order), batch_size):
-                idx = order[s : s + batch_size]
-                enc = tokenizer([texts[i] for i in idx], padding=True, add_special_tokens=False, return_tensors="pt").to(device)
-                out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kw)
-                decoded = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-                for i, t in zip(idx, decoded):
-                    outputs[i] = t.strip()
-    return outputs
-
-
-@torch.no_grad()
-def mean_nll(model, samples: Sequence[Encoded], pad_id: int, batch_size: int) -> list[float]:
-    """Per sample, the mean next-token NLL over its label tokens (NaN if it has none).
-
-    ``exp`` of it is the perplexity. Uses the loop's own forward (logits only at label positions).
-    """
-    from ..train.context import forward_with_labels
-
-    out: list[float] = [float("nan")] * len(samples)
-    scorable = [j for j, e in enumerate(samples) if any(t != -100 for t in e.labels[1:])]
-    device = _device(model)
-    for s in range(0, len(scorable), batch_size):
-        idx = scorable[s : s + batch_size]
-        batch = {k: v.to(device) for k, v in collate([samples[j] for j in idx], pad_id).items()}
-        res = forward_with_labels(model, batch)
-        nll = F.cross_entropy(res.logits.float(), res.targets, reduction="none")
-        # rows of res.logits are the label positions in row-major order: split by per-row counts
-        for j, part in zip(idx, nll.split(res.label_mask.sum(1).tolist())):
-            out[j] = float(part.double().mean())
-    return out
-
-
-@torch.no_grad()
-def mean_pooled_embeddings(model, id_lists: Sequence[list[int]], pad_id: int, batch_size: int) -> torch.Tensor:
-    """(n, H) fp32: each text's last hidden state averaged over its tokens (padding masked)."""
-    device = _device(model)
-    rows: list[torch.Tensor] = []
-    for s in range(0, len(id_lists), batch_size):
-        chunk = id_lists[s : s + batch_size]
-        width = max(len(x) for x in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for r, x in enumerate(chunk):
-            ids[r, : len(x)] = torch.tensor(x)
-            mask[r, : len(x)] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True, use_cache=False, logits_to_keep=1)
-        h = out.hidden_states[-1].float()
-        m = mask.unsqueeze(-1).float()
-        rows.append(((h * m).sum(1) / m.sum(1).clamp_min(1)).cpu())
-    return torch.cat(rows) if rows else torch.zeros(0, 0)
 
 
 # --------------------------------------------------------------------------- the method
@@ -475,20 +271,19 @@ class GRSAP(Method):
         """Everything the synthesized rows depend on: the hyperparameters, the counts, the seed, the
         chat template and the starting weights (hashed in full: a second or two, against minutes
         of generation; LoRA weights left out, since synthesis runs with the adapter off)."""
-        h = hashlib.sha256(json.dumps({
+        from ..eval.fingerprint import tensor_fingerprint
+
+        settings = json.dumps({
             "grsap": dataclasses.asdict(self), "n_target": n_target, "n_per_domain": n_per_domain, "seed": seed,
             "max_length": max_length, "chat_template": getattr(tok, "chat_template", None),
-        }, sort_keys=True, default=str).encode())
-        for name, param in sorted(model.state_dict().items()):
-            if "lora_" in name:  # the reference runs with the adapter off: its weights do not matter
-                continue
-            h.update(name.encode())
-            h.update(param.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()
+        }, sort_keys=True, default=str)
+        # the reference runs with the adapter off: LoRA weights do not matter
+        weights = tensor_fingerprint(model, skip=lambda name: "lora_" in name)
+        return hashlib.sha256(f"{settings}\n{weights}".encode()).hexdigest()
 
     def synthesize(self, model, tok, n_target: int, n_per_domain: int, seed: int, max_length: int) -> tuple[list[dict], dict]:
         """Run steps 1-6 with ``model``; returns one row per candidate and the statistics."""
-        from ..eval.generate import generate, render_prompt
+        from ..eval.generate import generate, generate_text, render_prompt
 
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         gen = dict(batch_size=self.batch_size)
@@ -502,8 +297,10 @@ class GRSAP(Method):
                 p = render_prompt(tok, [{"role": "user", "content": INSTRUCT_USER.format(domain=d)}])
             prompts += [p] * n_per_domain
             domains += [d] * n_per_domain
-        raw = generate_from_text(model, tok, prompts, max_new_tokens=self.request_max_new_tokens,
-                                 temperature=self.request_temperature, top_p=self.request_top_p, seed=seed, **gen)
+        # prompts are already rendered text: the prefill prompt ends inside an assistant turn
+        raw = generate_text(model, tok, prompts, max_new_tokens=self.request_max_new_tokens,
+                            do_sample=self.request_temperature > 0, temperature=self.request_temperature,
+                            top_p=self.request_top_p, seed=seed, progress=False, **gen)
         for i, (d, text) in enumerate(zip(domains, raw)):
             req = parse_request(text, self.extraction)
             rows.append({"id": f"grsap-{i:05d}", "domain": d, "generation": text, "request": req, "response": None,
@@ -595,6 +392,9 @@ class GRSAP(Method):
         }
         return rows, stats
 
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
 
 
 def _prefill_prompt(tok, domain: str) -> str:

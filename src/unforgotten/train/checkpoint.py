@@ -38,6 +38,29 @@ def save(output_dir: Path, step: int, model, optimizer, scheduler, methods: list
     tmp = root / f".tmp-step-{step:07d}"
     if tmp.exists():
         shutil.rmtree(tmp)
+    try:
+        _write(tmp, step, model, optimizer, scheduler, methods, fingerprint, user_micro_batches)
+    # disk full, quota, permissions (OSError; safetensors' 'unexpected pos' and torch.save's
+    # 'failed writing file' are not OSErrors): no half checkpoint left, and say where
+    except Exception as e:  # noqa: BLE001
+        shutil.rmtree(tmp, ignore_errors=True)
+        from ..errors import UnforgottenError
+
+        last = latest(output_dir)
+        raise UnforgottenError(
+            f"could not write checkpoint {final}: {getattr(e, 'strerror', None) or e} (temporary files removed; "
+            f"{'the last checkpoint ' + str(last) + ' is intact' if last else 'no earlier checkpoint'})"
+        ) from e
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    for old in sorted(p for p in root.glob("step-*"))[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write(tmp: Path, step: int, model, optimizer, scheduler, methods: list, fingerprint: str,
+           user_micro_batches: int | None) -> None:
     tmp.mkdir()
     weights = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
     save_file(weights, str(tmp / "trainable.safetensors"))
@@ -59,12 +82,6 @@ def save(output_dir: Path, step: int, model, optimizer, scheduler, methods: list
     (tmp / "state.json").write_text(
         json.dumps({"step": step, "fingerprint": fingerprint, "user_micro_batches": user_micro_batches})
     )
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    for old in sorted(p for p in root.glob("step-*"))[:-KEEP]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def load(path: Path, model, optimizer, scheduler, methods: list) -> dict[str, Any]:

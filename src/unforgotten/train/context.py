@@ -110,6 +110,8 @@ class TrainContext:
     micro_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)  # this step's, on CPU
     step_tokens: int = 0  # label tokens in this step's micro-batches (the task loss's denominator)
     log: Callable[[dict[str, Any]], None] = lambda rec: None
+    last_record: dict[str, Any] = field(default_factory=dict)  # the latest step's log record (loss, lr, tokens)
+    stop_requested: bool = False  # set by an on_step callback: checkpoint now and stop (see loop.TrainingStopped)
     _frozen_copy: torch.nn.Module | None = None
 
     @property

@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..config import TrainConfig, to_dict
 from ..data.schema import Record
 from ..data.tokenize import IGNORE, BatchStream, EncodeStats, encode_records
-from ..errors import UserInputError
+from ..errors import TrainingDiverged, UserInputError
 from ..models import is_peft
 from . import checkpoint
 from .context import TrainContext
@@ -38,6 +38,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..methods.base import Method  # methods import train/context.py; the loop only runs them
 
 console = Console(stderr=True)
+
+
+class TrainingStopped(Exception):
+    """Raised after ``on_step`` set ``ctx.stop_requested``: a checkpoint at ``step`` was kept, so
+    a later ``resume=True`` run continues exactly there (a paused or cancelled service job)."""
+
+    def __init__(self, step: int):
+        super().__init__(f"training stopped at step {step} on request; checkpoint kept")
+        self.step = step
 
 
 @dataclass
@@ -61,6 +70,35 @@ def _fingerprint(cfg: TrainConfig, records: list[Record]) -> str:
     return h.hexdigest()[:16]
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the log records of steps up to ``step`` (the checkpoint resumed from); atomic."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except ValueError:
+            continue  # a line cut short by the kill
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    tmp.replace(path)
+
+
+def _grad_norm(params) -> float:
+    grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
+    return float(torch.stack(grads).norm()) if grads else 0.0
+
+
+def _diverged(output_dir: Path, step: int, what: str, value: Any) -> None:
+    last = checkpoint.latest(output_dir)
+    kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written before it"
+    raise TrainingDiverged(
+        f"training diverged at step {step}: {what} is not finite ({value}); stopped before the "
+        f"optimizer step, no weights saved; {kept}. Lower train.lr or check the data and method arguments")
+
+
 def total_steps(cfg: TrainConfig, n_batches_per_epoch: int) -> int:
     if cfg.max_steps is not None:
         return cfg.max_steps
@@ -80,11 +118,16 @@ def train(
     resume: bool = False,
     progress: bool = True,
     on_step: Callable[[TrainContext], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` (already LoRA-wrapped, or fully trainable) on ``records``.
 
     ``methods``: the hooks to run, built by the caller (``methods.build_methods(cfg.methods,
     cfg.method_args)``); None = plain SFT, which has no hooks.
+
+    ``on_start`` runs once every check has passed (a resumed checkpoint's settings included),
+    right before the first step: the caller writes its own records there, so a refused run
+    changes nothing on disk.
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -146,10 +189,14 @@ def train(
     elif resume:
         console.print("[yellow]--resume: no checkpoint found, starting from scratch[/]")
     ctx.step = start
+    if on_start is not None:
+        on_start()
 
     # 4. steps
     want_hidden = any(m.needs_hidden_states for m in methods)
     log_path = output_dir / "train_log.jsonl"
+    if start:  # steps logged after the checkpoint are redone: drop them, or they appear twice
+        _truncate_log(log_path, start)
     log_file = open(log_path, "a" if start else "w")
     ctx.log = lambda rec: (log_file.write(json.dumps(rec) + "\n"), log_file.flush())
     batches = stream.iterate(ctx.user_micro_batches if start else 0)
@@ -178,6 +225,7 @@ def train(
                 for m in methods:
                     m.start_step(ctx)
                 task_sum = 0.0
+                step_losses: list[float] = []
                 for i, batch in enumerate(micro):
                     ctx.micro_fraction = len(batch["input_ids"]) / n_ex
                     sync = contextlib.nullcontext() if i == len(micro) - 1 else accelerator.no_sync(model)
@@ -187,11 +235,17 @@ def train(
                         task_sum += float(out.loss_sum.detach())
                         for m in methods:
                             loss = m.loss(ctx, batch, out, loss)
+                        step_losses.append(float(loss.detach()))
                         accelerator.backward(loss)
                     tokens_seen += int(batch["attention_mask"].sum())
+                if not math.isfinite(task_sum) or not all(math.isfinite(v) for v in step_losses):
+                    _diverged(output_dir, step + 1, "the loss", task_sum if not math.isfinite(task_sum) else step_losses)
                 for m in methods:
                     m.before_step(ctx)
                 grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None
+                norm = float(grad_norm) if grad_norm is not None else _grad_norm(params)
+                if not math.isfinite(norm):
+                    _diverged(output_dir, step + 1, "the gradient norm", norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -209,14 +263,21 @@ def train(
                 for m in methods:
                     rec.update(m.log_fields(ctx))
                 history.append(rec)
+                ctx.last_record = rec
                 if ctx.step % cfg.log_every == 0 or ctx.step == n_steps:
                     ctx.log(rec)
                 bar.update(task, advance=1, loss=f"{rec['loss']:.4f}")
-                if cfg.save_every and ctx.step % cfg.save_every == 0 and ctx.step < n_steps:
+                saved = bool(cfg.save_every) and ctx.step % cfg.save_every == 0 and ctx.step < n_steps
+                if saved:
                     checkpoint.save(output_dir, ctx.step, model, optimizer, scheduler, methods, fingerprint,
                                     user_micro_batches=ctx.user_micro_batches)
                 if on_step is not None:
                     on_step(ctx)
+                    if ctx.stop_requested and ctx.step < n_steps:  # keep the place, then stop
+                        if not saved:
+                            checkpoint.save(output_dir, ctx.step, model, optimizer, scheduler, methods, fingerprint,
+                                            user_micro_batches=ctx.user_micro_batches)
+                        raise TrainingStopped(ctx.step)
     finally:
         log_file.close()
 
