@@ -60,7 +60,7 @@ def main() -> None:
     for name, t in block["tasks"].items():
         print(f"{name}: n={t['n']} {t['metric']}={100 * t['value']:.1f} [{100 * t['ci_low']:.1f}-{100 * t['ci_high']:.1f}]")
     print(f"model load {load_s:.1f} s; total {total:.1f} s ({total / 60:.1f} min)")
-    summary = {"model": args.model, "adapter": args.adapter, "limit": args.limit, "max_new_tokens": args.max_new_tokens,
+    summary = {"load_average_1m_at_end": round(os.getloadavg()[0], 1), "model": args.model, "adapter": args.adapter, "limit": args.limit, "max_new_tokens": args.max_new_tokens,
                "batch_size": args.batch_size, "threads": torch.get_num_threads(), "load_s": round(load_s, 1),
                "total_s": round(total, 1), "general": block}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def compare_hflm(args) -> None:
             print(f"{'SharedPrefixHFLM' if shared else 'HFLM'}: {times[shared][-1]:.1f} s {values[shared]}", flush=True)
     best = {k: min(v) for k, v in times.items()}
     agree = all(abs(values[True][t] - values[False][t]) < 1e-4 for t in tasks)
-    summary = {"limit": args.limit, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
+    summary = {"load_average_1m_at_end": round(os.getloadavg()[0], 1), "limit": args.limit, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
                "hflm_s": round(best[False], 1), "shared_prefix_s": round(best[True], 1),
                "speedup": round(best[False] / best[True], 2), "scores_agree": agree, "scores": values[True]}
     print(f"best of {args.rounds}: HFLM {best[False]:.1f} s, SharedPrefixHFLM {best[True]:.1f} s, "

@@ -138,6 +138,13 @@ def test_shared_prefix_loglikelihoods_match_hflm_request_by_request(model, tok):
     fast = SharedPrefixHFLM(pretrained=model, tokenizer=tok, batch_size=2).loglikelihood(reqs, disable_tqdm=True)
     for (a, ga), (b, gb) in zip(plain, fast):
         assert b == pytest.approx(a, abs=1e-4) and ga == gb
+    # no prefix shared by all (each context its own), one-token continuations
+    odd = [Instance("loglikelihood", {}, p, i) for i, p in enumerate([("the sky is", " blue"), ("tell me", " cats"),
+                                                                       ("tell me", " a poem")])]
+    plain = HFLM(pretrained=model, tokenizer=tok, batch_size=2).loglikelihood(odd, disable_tqdm=True)
+    fast = SharedPrefixHFLM(pretrained=model, tokenizer=tok, batch_size=2).loglikelihood(odd, disable_tqdm=True)
+    assert [b for b, _ in fast] == pytest.approx([a for a, _ in plain], abs=1e-4)
+    assert [g for _, g in fast] == [g for _, g in plain]
 
 
 def test_custom_task_yaml_loads_local_data_through_lm_eval(tmp_path, model, tok):
