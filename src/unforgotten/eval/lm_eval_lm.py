@@ -12,9 +12,9 @@ TODO: "lump together requests with the same context"). This subclass, for causal
 
 Requests are batched across questions (``batch_size`` at a time, similar lengths together). A
 variant that ran each question once and then its choices on that question's cache processed
-fewer tokens but made twice the forward calls, and measured slower on the 2-core CPU (~56 s vs
-HFLM's ~93 s per TruthfulQA question under heavy load, against 2.0x for this one): at 135M
-parameters a CPU forward of a few hundred tokens costs about as much as one of a few dozen.
+fewer tokens but made twice the forward calls, and measured no better on the 2-core CPU (1.7x
+HFLM's speed in one run, against 2.0x for this one in another, both under heavy shared load): at
+135M parameters a CPU forward of a few hundred tokens costs not much more than one of a few dozen.
 
 The numbers are HFLM's up to float rounding (``tests/test_eval_general.py`` compares the two):
 same tokenization (HFLM's ``loglikelihood`` encodes and calls this), same sum of token
