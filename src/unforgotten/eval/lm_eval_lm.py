@@ -12,8 +12,9 @@ TODO: "lump together requests with the same context"). This subclass, for causal
 
 Requests are batched across questions (``batch_size`` at a time, similar lengths together). A
 variant that ran each question once and then its choices on that question's cache processed
-fewer tokens but made twice the forward calls, and measured no better on the 2-core CPU (1.7x
-HFLM's speed in one run, against 2.0x for this one in another, both under heavy shared load): at
+fewer tokens but made twice the forward calls, and measured no better on the 2-core CPU (~1.7x
+HFLM's speed over the first questions of one run, against 2.0x for this one over a whole run,
+both under heavy shared load; docs/results.md): at
 135M parameters a CPU forward of a few hundred tokens costs not much more than one of a few dozen.
 
 The numbers are HFLM's up to float rounding (``tests/test_eval_general.py`` compares the two):
