@@ -5,7 +5,8 @@
 * no method module imports another method module (shared helpers live in their own modules);
 * the training loop runs methods but never imports them (callers build them);
 * ``cli.py`` imports only ``api`` (the work), ``config`` (reading arguments), ``errors`` (exit
-  codes) and ``report`` (printing tables), as ``api.py`` says;
+  codes), ``report`` (printing tables) and ``service.commands`` (the service's own commands), as
+  ``api.py`` says;
 * no source file under ``src/`` is over 600 lines.
 """
 

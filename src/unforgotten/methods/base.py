@@ -28,6 +28,9 @@ class Method:
     needs_safety_data: ClassVar[bool] = False  # the run must provide data.safety
     needs_hidden_states: ClassVar[bool] = False  # loop passes last hidden states to loss()
     replaces_model: ClassVar[bool] = False  # finalize() swaps ctx.model for a merged plain model: must run last
+    # Trains correctly when FSDP / DeepSpeed ZeRO shard the weights. False for methods that take
+    # their own gradients (autograd.grad), penalize or edit whole weights: the loop refuses them there.
+    shardable: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         """Check every numeric hyperparameter against its declared bounds (``bounds.bounded``).

@@ -131,7 +131,23 @@ class DER(Method):
 
     def setup(self, ctx) -> None:
         self.replay = StepReplay(ctx, ctx.safety_data or [])
-        self.build_buffer(ctx, self.replay.samples)
+        if ctx.num_processes == 1:
+            self.build_buffer(ctx, self.replay.samples)
+            return
+        # each process computes the targets of its block of the buffer; the blocks are joined in order
+        samples = self.replay.samples
+        if len(samples) < ctx.num_processes:
+            from ..errors import UserInputError
+
+            raise UserInputError(f"der: the safety buffer has {len(samples)} samples, fewer than the {ctx.num_processes} processes")
+        self.build_buffer(ctx, ctx.local_share(samples))
+        self.values = ctx.cat_across(self.values)
+        self.indices = ctx.cat_across(self.indices) if self.indices is not None else None
+        self.rows, start = {}, 0
+        for e in samples:
+            c = _shifted_label_count(e)
+            self.rows[e.index] = (start, start + c)
+            start += c
 
     @torch.no_grad()
     def build_buffer(self, ctx, samples: list[Encoded]) -> None:

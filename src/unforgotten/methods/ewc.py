@@ -129,6 +129,7 @@ class EWC(Method):
     """
 
     name: ClassVar[str] = "ewc"
+    shardable: ClassVar[bool] = False  # see Method.shardable
     needs_safety_data: ClassVar[bool] = True
 
     lam: float = bounded(1.0, ge=0)
@@ -166,10 +167,13 @@ class EWC(Method):
         self.anchor = {n: p.detach().float().clone() for n, p in params.items()}
 
     def fisher_at(self, ctx, samples) -> dict[str, torch.Tensor]:
-        """Empirical Fisher of ``samples`` (encoded) at the current weights, in eval mode."""
+        """Empirical Fisher of ``samples`` (encoded) at the current weights, in eval mode; under
+        several processes each computes its block of the samples and the blocks are summed."""
         from ..data.tokenize import collate
         from ..train.context import forward_with_labels
 
+        params = ctx.trainable()
+        n_all, samples = len(samples), ctx.local_share(samples)
         model = ctx.unwrapped_model()
         pad = ctx.tokenizer.pad_token_id
 
@@ -183,9 +187,11 @@ class EWC(Method):
         was_training = model.training
         model.eval()
         try:
-            return empirical_fisher((sample_loss(e) for e in samples), ctx.trainable())
+            fisher = empirical_fisher((sample_loss(e) for e in samples), params) if samples else None
         finally:
             model.train(was_training)
+        return {n: ctx.sum_across(fisher[n] * len(samples) if fisher else torch.zeros_like(p, dtype=torch.float32)) / n_all
+                for n, p in params.items()}
 
     # continual streams -----------------------------------------------------------
 
