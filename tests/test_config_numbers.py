@@ -72,6 +72,7 @@ def test_choices_and_bools_use_the_same_shape():
         "model.dtype=fp8": "model.dtype must be one of 'float32', 'bfloat16', 'float16' (got 'fp8')",
         "eval.backend=tgi": "eval.backend must be one of 'auto', 'hf', 'vllm' (got 'tgi')",
         "eval.do_sample=3": "eval.do_sample must be true or false (got 3)",
+        "train.share_prefix=sometimes": "train.share_prefix must be true, false or null (got 'sometimes')",
     }
     for override, message in cases.items():
         with pytest.raises(ConfigError) as e:

@@ -63,3 +63,12 @@ def test_training_and_generation_print_progress_to_a_non_terminal_stderr(tmp_pat
     generate(model, tok, [[{"role": "user", "content": "write poem about cats"}]] * 3, max_new_tokens=2,
              batch_size=2, progress=True)
     assert "generate: 2/2 (100%)" in capsys.readouterr().err
+
+
+def test_cached_generation_prints_progress_to_a_non_terminal_stderr(tmp_path, capsys):
+    from unforgotten.eval.cache import GenerationCache, cached_generate
+
+    prompts = [[{"role": "user", "content": f"review this movie was {w}"}] for w in ("great", "bad", "fine")]
+    cached_generate(tiny_model(), tiny_tokenizer(), prompts, fingerprint="m", cache=GenerationCache(tmp_path),
+                    settings={"max_new_tokens": 2, "batch_size": 2}, progress=True)
+    assert "generate: 3/3 (100%)" in capsys.readouterr().err

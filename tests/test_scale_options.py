@@ -82,3 +82,39 @@ def test_share_prefix_is_chosen_per_device(tmp_path):
     assert not ctx.share_prefix  # no cache to share while checkpointing
     ctx.config.gradient_checkpointing, ctx.config.share_prefix = False, False
     assert not ctx.share_prefix
+
+
+def test_a_packed_batch_keeps_sequences_apart():
+    from unforgotten.data.tokenize import collate, encode_records, pack
+
+    tok, model = tiny_tokenizer(), tiny_model()
+    samples, _ = encode_records(tok, RECORDS[:3], 64)
+    batch = collate(samples, tok.pad_token_id)
+    packed = pack(batch)
+    assert packed["input_ids"].shape == (1, sum(len(s.input_ids) for s in samples))
+    out = model(input_ids=packed["input_ids"], attention_mask=packed["attention_mask"],
+                position_ids=packed["position_ids"]).logits[0]
+    start = 0
+    for s in samples:  # every sequence's logits are those it gets alone
+        alone = model(input_ids=torch.tensor([s.input_ids])).logits[0]
+        torch.testing.assert_close(out[start : start + len(s.input_ids)], alone, rtol=1e-4, atol=1e-5)
+        start += len(s.input_ids)
+
+
+def test_packing_trains_to_the_unpacked_loss_and_weights(tmp_path):
+    plain = _run(tmp_path / "a", share_prefix=False)
+    packed = _run(tmp_path / "b", packing=True)
+    for a, b in zip(plain.log, packed.log):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    a, b = trainable_snapshot(plain.model), trainable_snapshot(packed.model)
+    for n in a:
+        torch.testing.assert_close(a[n], b[n], rtol=1e-4, atol=1e-6)
+
+
+def test_packing_is_refused_for_methods_that_need_rows(tmp_path):
+    from unforgotten.methods import build_methods
+
+    cfg = TrainConfig(max_steps=1, batch_size=4, packing=True, save_every=0)
+    with pytest.raises(UserInputError, match="train.packing: method.s. der"):
+        train(_model(), tiny_tokenizer(), RECORDS, cfg, tmp_path, methods=build_methods(["der"]), safety_data=RECORDS,
+              progress=False)

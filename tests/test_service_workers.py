@@ -111,9 +111,12 @@ def test_two_workers_never_claim_the_same_job(tmp_path, database_url):
         t.join(timeout=60)
     assert sorted(claimed) == sorted(ids)
     assert all(len(v) == 1 for v in claimed.values()), {k: v for k, v in claimed.items() if len(v) > 1}
-    # an expired lease makes the job claimable again, by exactly one worker
-    time.sleep(0.01)
+    # while the leases are live nothing is claimable; once one expires, exactly that job is
     assert store.claim("late", lease_s=60) is None
+    store.update_job(ids[3], None, lease_expires=time.time() - 1)
+    again = store.claim("late", lease_s=60)
+    assert again is not None and again.id == ids[3] and again.attempts == 2
+    assert store.claim("later", lease_s=60) is None
 
 
 def test_serve_runs_api_and_workers_and_sigterm_requeues_the_running_job(tmp_path):

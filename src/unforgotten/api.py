@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,8 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
                 return finished
 
         def write_records() -> None:  # called by train() once its checks have passed
+            if int(os.environ.get("RANK", "0")) != 0:  # several processes: the main one writes
+                return
             save_config(cfg, out / "config.yaml")
             write_manifest(manifest, out / "data_manifest.json")
             (out / "base_model.txt").write_text(source + "\n")

@@ -82,15 +82,18 @@ def one_of(default: Any, choices: typing.Iterable[str], **field_kwargs) -> Any:
     return dataclasses.field(default=default, metadata=meta, **field_kwargs)
 
 
-def numeric_kind(tp: Any) -> tuple[type, bool] | None:
-    """``(int or float, optional)`` for a numeric type hint, else None."""
-    optional = False
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    """``(T, True)`` for ``T | None``, ``(tp, False)`` otherwise."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        optional = len(args) < len(typing.get_args(tp))
-        if len(args) != 1:
-            return None
-        tp = args[0]
+        if len(args) == 1:
+            return args[0], len(args) < len(typing.get_args(tp))
+    return tp, False
+
+
+def numeric_kind(tp: Any) -> tuple[type, bool] | None:
+    """``(int or float, optional)`` for a numeric type hint, else None."""
+    tp, optional = _unwrap_optional(tp)
     return (tp, optional) if tp in (int, float) else None
 
 
@@ -118,10 +121,10 @@ def check_choice(where: str, value: Any, choices: tuple[str, ...]) -> Any:
     raise ConfigError(f"{where} must be one of {', '.join(map(repr, choices))} (got {value!r})")
 
 
-def check_bool(where: str, value: Any) -> bool:
-    if isinstance(value, bool):
+def check_bool(where: str, value: Any, optional: bool = False) -> bool | None:
+    if isinstance(value, bool) or (optional and value is None):
         return value
-    raise ConfigError(f"{where} must be true or false (got {value!r})")
+    raise ConfigError(f"{where} must be true{', false or null' if optional else ' or false'} (got {value!r})")
 
 
 Check = Callable[[str, Any], Any]  # (dotted field name, value) -> the value to keep, or ConfigError
@@ -142,8 +145,8 @@ def _checks(cls: type) -> tuple[tuple[str, Check], ...]:
             raise TypeError(f"{cls.__name__}.{f.name}: bounded() needs an int or float field")
         elif f.metadata.get(CHOICES_KEY):
             out.append((f.name, functools.partial(check_choice, choices=f.metadata[CHOICES_KEY])))
-        elif hints.get(f.name) is bool:
-            out.append((f.name, check_bool))
+        elif (inner := _unwrap_optional(hints.get(f.name)))[0] is bool:
+            out.append((f.name, functools.partial(check_bool, optional=inner[1])))
     return tuple(out)
 
 

@@ -61,6 +61,9 @@ class TrainConfig:
     # on a GPU that supports it, else fp32 (bf16 matmuls are ~3x slower than fp32 on a CPU)
     precision: str = one_of("auto", ("auto", "fp32", "bf16", "fp16"))
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~1.3x compute
+    # each micro-batch as one row of its sequences back to back (no padding; a block-diagonal
+    # attention mask keeps them apart, so the loss is the unpacked one); methods with packable=False refuse it
+    packing: bool = False
     seed: int = 42
     save_every: int = bounded(50, ge=0)  # optimizer steps between checkpoints (0: only at the end)
     log_every: int = bounded(1, ge=1)
@@ -283,9 +286,6 @@ def validate(cfg: RunConfig) -> None:
     check_fields(cfg)  # every number, bool and choice, as declared on its field (bounds.py)
     for name, v in cfg.eval.limits.items():
         check_number(f"eval.limits.{name}", v, int, Bounds(ge=1))
-    for where, t in (("train", cfg.train), ("align.train", cfg.align.train)):
-        if t.share_prefix not in (None, True, False):  # an optional bool: bounds.py checks plain bools only
-            raise ConfigError(f"{where}.share_prefix must be true, false or null (per device) (got {t.share_prefix!r})")
     if cfg.model.quantize != "none" and cfg.model.full_finetune:
         raise ConfigError("model.quantize trains a LoRA adapter on quantized weights: it cannot be combined with model.full_finetune")
     e = cfg.eval

@@ -31,6 +31,10 @@ class Method:
     # Trains correctly when FSDP / DeepSpeed ZeRO shard the weights. False for methods that take
     # their own gradients (autograd.grad), penalize or edit whole weights: the loop refuses them there.
     shardable: ClassVar[bool] = True
+    # Trains correctly on packed batches (train.packing: every micro-batch one row of sequences
+    # back to back). False for methods that need the rows: per-example shares, replay slices per
+    # row, hidden states under a 2-D attention mask.
+    packable: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         """Check every numeric hyperparameter against its declared bounds (``bounds.bounded``).

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..data.tokenize import Encoded, collate
 from ..bounds import bounded, one_of
+from ..data.tokenize import Encoded, collate
 from .base import Method
-from .replay import StepReplay, _shifted_label_count, micro_sizes
+from .replay import StepReplay, micro_sizes, shifted_label_count
 
 STORAGES = ("topk", "exact")
 
@@ -110,6 +110,7 @@ class DER(Method):
         "the aligned model, so targets computed with the adapter off are the same at every stage); "
         "past tasks are not added"
     )
+    packable: ClassVar[bool] = False  # see Method.packable
     needs_safety_data: ClassVar[bool] = True
 
     alpha: float = bounded(0.3, ge=0)
@@ -145,7 +146,7 @@ class DER(Method):
         self.indices = ctx.cat_across(self.indices) if self.indices is not None else None
         self.rows, start = {}, 0
         for e in samples:
-            c = _shifted_label_count(e)
+            c = shifted_label_count(e)
             self.rows[e.index] = (start, start + c)
             start += c
 
@@ -155,7 +156,7 @@ class DER(Method):
         from ..train.context import forward_with_labels
 
         t0 = time.perf_counter()
-        counts = [_shifted_label_count(e) for e in samples]
+        counts = [shifted_label_count(e) for e in samples]
         total = sum(counts)
         values = indices = None  # allocated at the first batch (V known), filled in place: no 2x peak
         rows, start = {}, 0

@@ -130,6 +130,7 @@ class EWC(Method):
 
     name: ClassVar[str] = "ewc"
     shardable: ClassVar[bool] = False  # see Method.shardable
+    packable: ClassVar[bool] = False  # see Method.packable
     needs_safety_data: ClassVar[bool] = True
 
     lam: float = bounded(1.0, ge=0)

@@ -80,6 +80,7 @@ class LwF(Method):
     """
 
     name: ClassVar[str] = "lwf"
+    packable: ClassVar[bool] = False  # see Method.packable
     needs_hidden_states: ClassVar[bool] = True
 
     beta: float = bounded(0.1, ge=0)

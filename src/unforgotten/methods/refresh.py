@@ -131,6 +131,7 @@ class Refresh(Method):
 
     name = "refresh"
     shardable: ClassVar[bool] = False  # see Method.shardable
+    packable: ClassVar[bool] = False  # see Method.packable
     needs_safety_data: ClassVar[bool] = True
 
     gamma: float = bounded(0.01, ge=0)

@@ -48,7 +48,7 @@ class StepReplay:
         n = sum(per_process)
         picked = [self.by_index[int(next(self._it)["index"][0])] for _ in range(n)]
         self.pos += n
-        self.tokens = sum(_shifted_label_count(e) for e in picked)
+        self.tokens = sum(shifted_label_count(e) for e in picked)
         start = sum(per_process[: self.ctx.process_index])  # this process's block of the draw
         self.slices = []
         for s in sizes:
@@ -65,7 +65,7 @@ class StepReplay:
         return encs, collate(encs, self.pad_id)
 
 
-def _shifted_label_count(e: Encoded) -> int:
+def shifted_label_count(e: Encoded) -> int:
     """Label tokens the loss sees (labels are shifted by one: the first position never counts)."""
     return sum(1 for t in e.labels[1:] if t != IGNORE)
 

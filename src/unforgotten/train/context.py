@@ -76,7 +76,8 @@ def forward_with_labels(model, batch: dict[str, torch.Tensor], want_hidden: bool
     else:
         out = model(
             input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
+            attention_mask=batch["attention_mask"],  # 4-D block-diagonal for a packed batch
+            position_ids=batch.get("position_ids"),
             logits_to_keep=keep,
             output_hidden_states=want_hidden,
             use_cache=False,

@@ -33,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 
 from ..config import TrainConfig, to_dict
 from ..data.schema import Record
-from ..data.tokenize import IGNORE, BatchStream, EncodeStats, encode_records
+from ..data.tokenize import IGNORE, BatchStream, EncodeStats, encode_records, pack
 from ..errors import TrainingDiverged, UserInputError
 from ..models import is_peft
 from ..progress import progress_bar
@@ -227,6 +227,9 @@ def train(
     ctx.model, ctx.optimizer = model, optimizer
     params = [p for p in model.parameters() if p.requires_grad]  # FSDP replaced them by sharded ones
     _refuse_unshardable(accelerator, params, methods)
+    if cfg.packing and any(not m.packable for m in methods):
+        raise UserInputError(f"train.packing: method(s) {', '.join(m.name for m in methods if not m.packable)} "
+                             "need the batch's rows; set train.packing: false for them")
 
     # 3. setup, then resume over it
     for m in methods:
@@ -276,6 +279,8 @@ def train(
                     ctx.user_micro_batches += cfg.grad_accum
                 else:
                     micro = [ctx.local_rows(next(source)) for _ in range(cfg.grad_accum)]
+                if cfg.packing:
+                    micro = [pack(b) for b in micro]
                 # the step's label tokens and examples on ALL processes: the loss is their token mean
                 n_tok = ctx.sum_across(sum(_label_tokens(b) for b in micro))
                 n_ex = ctx.sum_across(sum(_labelled_rows(b) for b in micro))
@@ -297,7 +302,7 @@ def train(
                         # DDP / FSDP average gradients over processes, but each process's loss is
                         # already its share of the whole step's: undo the mean
                         accelerator.backward(loss * ctx.num_processes)
-                    tokens_seen += int(batch["attention_mask"].sum())
+                    tokens_seen += int((batch["labels"] != IGNORE).sum()) if cfg.packing else int(batch["attention_mask"].sum())
                 task_sum = ctx.sum_across(task_sum)  # over all processes, which must all stop together:
                 nonfinite = ctx.sum_across(sum(not math.isfinite(v) for v in step_losses))  # any one's
                 if not math.isfinite(task_sum) or nonfinite:
