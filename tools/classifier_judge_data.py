@@ -109,7 +109,8 @@ def dna_split_ids(data: Path) -> dict[str, list[int]]:
 
 # --- own labelled answers ---------------------------------------------------------------------
 
-def own_pairs(path: Path = OWN_LABELS) -> dict[str, list[Pair]]:
+def own_pairs(path: Path = OWN_LABELS, only: set[tuple[str, str]] | None = None) -> dict[str, list[Pair]]:
+    """Our labelled answers by split; ``only``: keep these (model, benchmark) groups."""
     out: dict[str, list[Pair]] = {"train": [], "dev": [], "test": []}
     if not path.exists():
         return out
@@ -117,6 +118,8 @@ def own_pairs(path: Path = OWN_LABELS) -> dict[str, list[Pair]]:
         if not line.strip():
             continue
         x = json.loads(line)
+        if only is not None and (x["model"], x["benchmark"]) not in only:
+            continue
         out[x["split"]].append(Pair(x["prompt"], x["response"], x["refusal"], x["intent"], x["content"],
                                     f"own:{x['model']}", f"prompt:{x['prompt_id']}",
                                     {"model": x["model"], "id": x["id"], "benchmark": x["benchmark"]}))

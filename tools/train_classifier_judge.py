@@ -66,6 +66,11 @@ BAND_FRACTION = 0.03
 SOURCE_WEIGHTS = {"do_not_answer": 1.0, "own": 3.0, "adv": 1.0, "benign": 0.5, "beavertails": 1.0,
                   "safeinstr": 0.3}
 SAFEINSTR_ROWS = 400
+# The labelled answers of ours that training and model selection see. The SFT model's DirectHarm4
+# answers were read after this judge was trained: they are in the labelled set (and its test
+# split) but not here, so rerunning this script reproduces the shipped weights.
+OWN_TRAINED_ON = {("base", "advbench"), ("base", "directharm4"), ("aligned", "advbench"),
+                  ("aligned", "directharm4"), ("sft", "advbench")}
 DNA_TRAIN_KEEP = 0.5  # share of Do-Not-Answer's plentiful non-harmful, non-compliant training answers kept
 
 
@@ -94,7 +99,7 @@ def harmful_prompt_pool(data: Path) -> list[str]:
 def build_splits(data: Path) -> dict[str, list[jd.Pair]]:
     rng = random.Random(SEED)
     dna = jd.dna_pairs(data, train_keep=DNA_TRAIN_KEEP)
-    own = jd.own_pairs()
+    own = jd.own_pairs(only=OWN_TRAINED_ON)
     # Prompts on the dev/test side of our own labels, and anything near them, stay out of training.
     held_words = {s: [jd.words(p.prompt) for p in own[s]] + [jd.words(p.prompt) for p in dna[s]]
                   for s in ("dev", "test")}
@@ -232,7 +237,7 @@ def train_net(net: JudgeNet, states, items, y, have, w_row, log) -> None:
             total += float(loss.detach()) * len(idx)
             step += 1
             if step % 50 == 0:
-                log(f"  epoch {epoch} step {step}/{n_steps} loss {float(loss):.4f} ({time.perf_counter() - t0:.0f}s)")
+                log(f"  epoch {epoch} step {step}/{n_steps} loss {float(loss.detach()):.4f} ({time.perf_counter() - t0:.0f}s)")
         log(f"epoch {epoch}: mean loss {total / len(items):.4f}")
 
 
@@ -392,7 +397,8 @@ def train(data: Path, out: Path, spec: EncoderSpec, *, quiet: bool = False, max_
         "trained_by": "tools/train_classifier_judge.py",
         "hyperparameters": {"epochs": EPOCHS, "batch": BATCH, "lr_layers": LR_LAYERS, "lr_heads": LR_HEADS,
                             "weight_decay": WEIGHT_DECAY, "seed": SEED, "source_weights": SOURCE_WEIGHTS,
-                            "safeinstr_rows": SAFEINSTR_ROWS, "dna_train_keep": DNA_TRAIN_KEEP, "band_fraction": BAND_FRACTION},
+                            "safeinstr_rows": SAFEINSTR_ROWS, "dna_train_keep": DNA_TRAIN_KEEP,
+                            "own_trained_on": sorted("/".join(x) for x in OWN_TRAINED_ON), "band_fraction": BAND_FRACTION},
         "train_pairs_by_source": dict(sorted(counts.items())),
         "dev_pairs": len(dv),
         "screening_dev": screen_dev,
