@@ -32,7 +32,6 @@ import dataclasses
 import json
 import os
 import random
-import re
 import sys
 import time
 from pathlib import Path
@@ -51,7 +50,9 @@ from reproduce_grid import (  # noqa: F401  (re-exported: other benchmarks and t
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"\W+", " ", text.casefold()).strip()
+    from unforgotten.data.overlap import normalize  # the overlap check's normalization, so both agree
+
+    return normalize(text)
 
 
 def prepare_data(data_dir: Path, work: Path, n_align: int) -> dict[str, str]:
@@ -84,25 +85,54 @@ def prepare_data(data_dir: Path, work: Path, n_align: int) -> dict[str, str]:
     }
 
 
+# Training data the package ships: checked against the same evaluation sets as the grid's.
+SHIPPED_TRAINING = ["align_refusals", "align_benign", "align_dev_harmful", "align_dev_benign", "safety_refusals",
+                    "benign_sensitive", "general_helpful", "harmful_compliance", "task_train"]
+OVERLAP_EVALS = ["advbench", "directharm4", "xstest", "sst2-lisa", "starter-harmful", "starter-benign",
+                 "starter-sentiment"]
+
+
 def overlap_check(sources: dict[str, str], data_dir: Path) -> dict[str, Any]:
-    """Exact matches (normalized text) between every training prompt and every evaluation prompt."""
+    """Every training prompt set against every evaluation prompt set in ../shared/data and the
+    package: exact matches, shared 8-grams and near duplicates (unforgotten.data.overlap).
+    ``report[train][eval]`` holds the counts and the most similar pairs; ``total_overlaps`` sums
+    the evaluation prompts hit by any criterion. The align dev split counts as training data
+    (hyperparameters are chosen on it), so it must be disjoint from every reported set too."""
+    import csv
+
     from unforgotten.data import load_records
+    from unforgotten.data.overlap import overlap
     from unforgotten.data.schema import prompt_text
+    from unforgotten.eval.agreement import DNA_FILE
     from unforgotten.eval.benchmarks import load_benchmark
 
     train = {
         "align_safety": sources["align_safety"], "buffer_pool": sources["buffer_pool"],
-        "starter_benign_sensitive": "starter:benign_sensitive", "starter_general_helpful": "starter:general_helpful",
         **{k: v for k, v in sources.items() if k.startswith("user_")},
+        **{f"starter_{name}": f"starter:{name}" for name in SHIPPED_TRAINING},
     }
-    evals = ["advbench", "directharm4", "xstest", "sst2-lisa"]
-    eval_prompts = {e: {_norm(prompt_text(r)) for r in load_benchmark(e, root=str(data_dir)).records} for e in evals}
+    eval_prompts = {e: [prompt_text(r) for r in load_benchmark(e, root=str(data_dir)).records] for e in OVERLAP_EVALS}
+    # Do-Not-Answer is judge-calibration data here, not a benchmark: read its questions directly
+    with open(data_dir / DNA_FILE, newline="", encoding="utf-8") as f:
+        eval_prompts["do_not_answer"] = [row["question"] for row in csv.DictReader(f)]
     report: dict[str, Any] = {}
     for tname, src in train.items():
-        prompts = {_norm(prompt_text(r)) for r in load_records(src, require_response=True)}
-        report[tname] = {e: len(prompts & ep) for e, ep in eval_prompts.items()}
-    report["total_overlaps"] = sum(v for row in report.values() if isinstance(row, dict) for v in row.values())
+        prompts = [prompt_text(r) for r in load_records(src)]
+        report[tname] = {e: overlap(prompts, ep, keep_top=1).as_dict() for e, ep in eval_prompts.items()}
+    report["total_overlaps"] = sum(cell["any"] for row in report.values() if isinstance(row, dict) for cell in row.values())
     return report
+
+
+def overlap_table(report: dict[str, Any]) -> str:
+    """One Markdown row per training set: prompts hit (exact / 8-gram / near) and the highest
+    word Jaccard similarity, per evaluation set."""
+    rows = {k: v for k, v in report.items() if isinstance(v, dict)}
+    evals = list(next(iter(rows.values())))
+    lines = ["| training set | " + " | ".join(evals) + " |", "|---|" + "---:|" * len(evals)]
+    for tname, row in rows.items():
+        cells = [f"{c['exact']}/{c['ngram8']}/{c['near']} ({c['max_jaccard']:.2f})" for c in row.values()]
+        lines.append(f"| {tname} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- configs
@@ -244,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--align-sensitive-copies", type=int, default=Alignment.sensitive_copies)
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--tables", action="store_true", help="only rebuild the tables from results so far")
+    ap.add_argument("--overlap", action="store_true", help="only run the train/eval overlap check and print it")
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     alignment = Alignment(args.align_safety_rows, args.align_starter_refusals, args.align_sensitive_copies)
@@ -268,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     overlap = overlap_check(sources, args.data)
     _save(results / "overlap.json", overlap)
     print(f"{alignment.tag}: train/eval prompt overlaps: {overlap['total_overlaps']}", flush=True)
+    if args.overlap:
+        print(overlap_table(overlap))
+        return 0
     base = base_config(sources, args.data, out, alignment)
     aligned = run_aligned(base, out, results)
     claims = out / "claims"

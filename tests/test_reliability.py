@@ -137,6 +137,21 @@ def test_non_finite_loss_or_gradient_stops_at_that_step(tmp_path, where):
     assert all(torch.isfinite(p).all() for p in model.parameters())  # the bad step was not applied
 
 
+def test_a_finalize_hook_that_leaves_nan_weights_saves_nothing(tmp_path):
+    class NanMerge(Method):
+        name = "nan_merge"
+
+        def finalize(self, ctx):
+            with torch.no_grad():
+                next(p for p in ctx.model.parameters() if p.requires_grad).fill_(float("nan"))
+
+    model = apply_lora(tiny_model(), LoraSettings(r=4, alpha=8, target_modules=["q_proj", "v_proj"]))
+    cfg = TrainConfig(lr=1e-2, max_steps=2, batch_size=4, save_every=0)
+    with pytest.raises(TrainingDiverged, match="after nan_merge finalize"):
+        train(model, tiny_tokenizer(), RECORDS, cfg, tmp_path, methods=[NanMerge()], progress=False)
+    assert not (tmp_path / "adapter").exists()
+
+
 def test_config_path_that_is_a_directory(tmp_path):
     r = _invoke(["run", str(tmp_path)])
     assert r.exit_code == 2 and "is a directory" in r.text
@@ -163,10 +178,16 @@ def test_shipped_demo_config_is_accepted_by_finetune(monkeypatch, tmp_path):
         api.finetune(bad, progress=False)
 
 
-def test_damaged_adapter_and_model_files_name_their_path(project):
+def test_damaged_adapter_and_model_files_name_their_path(project, monkeypatch):
+    """Found by reading the safetensors headers, before any model loads."""
     path, tmp = project
     res = api.finetune(load_config(path), progress=False)
     adapter = res.weights_dir
+
+    def no_loading(*a, **k):
+        raise AssertionError("a model was loaded before its files were checked")
+
+    monkeypatch.setattr("unforgotten.models.load_model", no_loading)
     (adapter / "adapter_model.safetensors").write_bytes(b"\x00garbage")
     r = _invoke(["evaluate", "-c", str(path), "--adapter", str(adapter)])
     assert r.exit_code == 2 and str(adapter) in r.flat, r.output
@@ -289,3 +310,45 @@ def test_unwritable_fingerprint_memo_degrades_to_no_cache(tmp_path, monkeypatch)
         warnings.simplefilter("always")
         digest = fingerprint.file_sha256(target)
     assert len(digest) == 64 and any("memo not saved" in str(w.message) for w in caught)
+
+
+def test_cleanup_after_an_error_spares_a_sibling_run(tmp_path):
+    """Two runs under a parent neither found: one fails; the other's directory stays."""
+    from unforgotten.outdir import claim
+
+    with claim(tmp_path / "runs" / "b"):
+        with pytest.raises(RuntimeError):
+            with claim(tmp_path / "runs" / "a"):
+                raise RuntimeError
+        assert not (tmp_path / "runs" / "a").exists() and (tmp_path / "runs" / "b").is_dir()
+    with pytest.raises(RuntimeError):
+        with claim(tmp_path / "new" / "x" / "y"):
+            raise RuntimeError
+    assert not (tmp_path / "new").exists()
+
+
+def test_two_aligns_of_one_model_take_turns(project, monkeypatch, tmp_path):
+    """While another process aligns the same model (it holds the work dir's lock), align waits,
+    then takes the other's result from the cache instead of training over it."""
+    import shutil
+    import time
+
+    path, _ = project
+    monkeypatch.setenv("UNFORGOTTEN_CACHE", str(tmp_path / "cache"))
+    cfg = load_config(path, ["align.enabled=true", "align.safety=" + str(tmp_path / "task.jsonl"),
+                             "align.benign=[]", "align.train.max_steps=1", "align.lora.r=4",
+                             "align.lora.target_modules=[q_proj]"])
+    out = api.align(cfg, progress=False)
+    done = tmp_path / "done"
+    shutil.move(out, done)  # the other process's result, to be published while we wait
+    work = out.with_name(out.name + ".train")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, shutil, sys, time\nos.makedirs(sys.argv[1], exist_ok=True)\n"
+        "fd = os.open(sys.argv[1], os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\n"
+        "time.sleep(1.5)\nos.rename(sys.argv[2], sys.argv[3])\nshutil.rmtree(sys.argv[1])"),
+        str(work), str(done), str(out)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    t0 = time.monotonic()
+    assert api.align(cfg, progress=False) == out
+    assert time.monotonic() - t0 > 0.5  # it waited
+    assert holder.wait() == 0 and (out / "config.json").is_file() and not work.exists()

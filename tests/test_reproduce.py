@@ -69,6 +69,17 @@ def test_buffer_pool_is_disjoint_from_alignment_data(tmp_path):
     assert not prompts["align_safety"] & prompts["buffer_pool"]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
+def test_overlap_check_covers_the_shipped_training_data_and_finds_the_align_data_disjoint(tmp_path):
+    report = reproduce.overlap_check(reproduce.prepare_data(DATA, tmp_path, 1000), DATA)
+    assert {f"starter_{n}" for n in reproduce.SHIPPED_TRAINING} <= set(report)
+    for name in ("starter_align_refusals", "starter_align_benign", "starter_align_dev_harmful", "starter_align_dev_benign"):
+        assert set(report[name]) == {*reproduce.OVERLAP_EVALS, "do_not_answer"}
+        assert all(cell["any"] == 0 for cell in report[name].values()), report[name]
+    assert "| starter_align_refusals | 0/0/0" in reproduce.overlap_table(report)
+
+
 def _summary(asr_kw, asr_learned, acc, refusal):
     def m(v):
         return {"value": v, "ci_low": v, "ci_high": v, "n": 100, "n_undecided": 0, "undecided_as": True}

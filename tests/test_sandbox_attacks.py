@@ -6,8 +6,8 @@ Each test names the attack of issue 18 it replays. Where a layer is switched off
 
 from __future__ import annotations
 
+import json
 import os
-import stat
 import sys
 import tempfile
 import textwrap
@@ -189,3 +189,63 @@ def test_stored_error_line_is_bounded_and_scrubbed():
     assert line.startswith("ValueError: leaked: [redacted]") and len(line) <= 200
     assert token not in line and "\x1b" not in error_line("\x1b[31mboom\x1b[0m")
     assert run_python("pass").error_line == ""
+
+
+def test_missing_layers_are_recorded_with_their_reason():
+    """Degrade explicitly: with namespaces off, every layer that needs them says why it is
+    missing (and, as root with the Python install under a private /root, that a capability was
+    kept to read it)."""
+    r = run_python("print('ok')", timeout_s=10, namespaces=False)
+    assert r.status == "passed", r
+    skipped = dict(item.split(": ", 1) for item in r.skipped)
+    assert skipped.get("namespaces") == "switched off"
+    assert "disk-quota" in skipped and "pidns" not in r.layers and "fs-view" not in r.layers
+    if ROOT and "no-caps" not in r.layers:
+        assert "CAP_DAC_READ_SEARCH" in skipped["no-caps"]
+    r = run_python("print('ok')", timeout_s=10, seccomp=False, audit_hook=False)
+    assert {"seccomp: switched off", "audit: switched off"} <= set(r.skipped)
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.mark.skipif(not ROOT or not os.path.exists(SYSTEM_PYTHON) or not os.path.exists("/usr/bin/setpriv"),
+                    reason="needs root to switch to an unprivileged user, setpriv and a system Python")
+def test_as_an_unprivileged_user_every_layer_holds():
+    """The evaluator run by an ordinary user (here: nobody, with the system's Python, which that
+    user can read): a user namespace carries the PID/mount/net layers, no capability is left, and
+    a setsid'd grandchild does not survive (before: it did, as a non-root user)."""
+    import subprocess
+
+    import unforgotten
+
+    src = os.path.dirname(os.path.dirname(os.path.abspath(unforgotten.__file__)))
+    probe = textwrap.dedent(f"""\
+        import json, os, sys
+        sys.path.insert(0, {src!r})
+        from unforgotten.eval.sandbox import run_python
+        code = '''import os, time
+        print(os.getcwd(), flush=True)
+        caps = [l for l in open("/proc/self/status") if l.startswith("Cap") and int(l.split()[1], 16)]
+        print(len(caps), flush=True)
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(60)
+            os._exit(0)
+        time.sleep(0.5)'''
+        r = run_python(code, timeout_s=10, audit_hook=False, seccomp=False)
+        print(json.dumps({{"uid": os.getuid(), "status": r.status, "layers": r.layers, "out": r.stdout_tail,
+                          "err": r.stderr_tail[-300:]}}))
+    """)
+    res = subprocess.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          SYSTEM_PYTHON, "-I", "-c", probe], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    if "userns" not in got["layers"]:
+        pytest.skip(f"no unprivileged user namespaces here: {got}")
+    assert got["uid"] == 65534 and got["status"] == "passed", got
+    assert {"pidns", "fs-view", "netns", "no-caps"} <= set(got["layers"]), got
+    box, held = got["out"].split("\n")[:2]
+    assert held == "0"
+    assert alive_with(box) == []

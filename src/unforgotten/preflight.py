@@ -18,7 +18,9 @@ from .errors import ConfigError, UserInputError
 
 
 def preflight(cfg: RunConfig, *, align: bool = False, finetune: bool = False, evaluate: bool = False,
-              model_source: str | None = None, adapter: str | Path | None = None) -> None:
+              model_source: str | None = None, adapter: str | Path | None = None,
+              variants: list[RunConfig] | None = None) -> None:
+    """``variants``: the fine-tunes ``run`` will do (``api.variants(cfg)``); default ``[cfg]``."""
     from .config import validate
     from .data import load_records
     from .methods import build_methods
@@ -60,7 +62,10 @@ def _model(where: str, source: str) -> None:
     if str(source).lower() in EMBEDDED_NAMES:
         return  # fetched and converted on first use; nothing to check without doing that
     try:
-        resolve_source(source)
+        kind, loc = resolve_source(source)
+        if kind == "hf_dir":
+            for weights in sorted(Path(loc).glob("*.safetensors")):
+                _safetensors_header(weights)
     except UserInputError as e:
         raise type(e)(f"{where}: {e}") from None
 
@@ -106,5 +111,21 @@ def adapter_check(path: Path) -> None:
         json.loads(config.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise UserInputError(f"{config}: not valid JSON ({e})") from None
-    if not any((path / n).is_file() for n in ("adapter_model.safetensors", "adapter_model.bin")):
+    weights = path / "adapter_model.safetensors"
+    if not weights.is_file():
+        if (path / "adapter_model.bin").is_file():
+            return
         raise UserInputError(f"{path}: no adapter_model.safetensors (or .bin) next to adapter_config.json")
+    _safetensors_header(weights)
+
+
+def _safetensors_header(path: Path) -> None:
+    """Read the header only (cheap): a truncated or garbage file fails here, named, before any
+    model is loaded."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+    except Exception as e:  # noqa: BLE001 - SafetensorError is not exported under one name
+        raise UserInputError(f"{path}: not a readable safetensors file ({e})") from None

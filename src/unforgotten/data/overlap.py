@@ -9,6 +9,11 @@ A training set "overlaps" an evaluation set when an evaluation prompt is
     Python process?" score 0.71, a paraphrase with the same content words scores higher).
 Each count is the number of evaluation prompts hit, so it reads as "how many test items a
 model could have seen". The most similar pairs are kept so a reader can judge them.
+
+A template every prompt of the evaluation set shares (the Alpaca preamble, "Classify the
+sentiment of this review ...") would make every pair share 8-grams and most of their words, so
+it is removed first: word n-grams found in at least half of the evaluation prompts are
+boilerplate, and the words they cover are dropped from both sides before comparing.
 """
 
 from __future__ import annotations
@@ -30,8 +35,26 @@ def ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
-def jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
+def boilerplate(prompts: list[str], n: int = NGRAM, share: float = 0.5) -> set[tuple[str, ...]]:
+    """Word n-grams that at least ``share`` of the (normalized) prompts contain: a template."""
+    counts: dict[tuple[str, ...], int] = defaultdict(int)
+    for p in prompts:
+        for g in ngrams(p.split(), n):
+            counts[g] += 1
+    need = max(2, share * len(prompts))
+    return {g for g, c in counts.items() if c >= need}
+
+
+def strip(norm: str, template: set[tuple[str, ...]], n: int = NGRAM) -> str:
+    """``norm`` without the words covered by a template n-gram."""
+    words = norm.split()
+    if not template:
+        return norm
+    covered = [False] * len(words)
+    for i in range(len(words) - n + 1):
+        if tuple(words[i:i + n]) in template:
+            covered[i:i + n] = [True] * n
+    return " ".join(w for w, c in zip(words, covered) if not c)
 
 
 @dataclass
@@ -56,8 +79,12 @@ def overlap(train: Iterable[str], evals: Iterable[str], *, n: int = NGRAM,
             near_threshold: float = NEAR_THRESHOLD, keep_top: int = 3) -> Overlap:
     """Compare every evaluation prompt with every training prompt (an inverted index over
     words keeps it to the pairs that share at least one word)."""
+    evals = list(dict.fromkeys(evals))
+    eval_norm = [normalize(e) for e in evals]
+    template = boilerplate(eval_norm, n)
+    eval_norm = [strip(e, template, n) for e in eval_norm]
     train_text = list(dict.fromkeys(train))
-    train_norm = [normalize(t) for t in train_text]
+    train_norm = [strip(normalize(t), template, n) for t in train_text]
     train_words = [set(t.split()) for t in train_norm]
     train_exact = set(train_norm)
     train_grams: set[tuple[str, ...]] = set()
@@ -66,13 +93,11 @@ def overlap(train: Iterable[str], evals: Iterable[str], *, n: int = NGRAM,
         train_grams |= ngrams(norm.split(), n)
         for w in train_words[i]:
             index[w].append(i)
-    evals = list(dict.fromkeys(evals))
     result = Overlap(eval_prompts=len(evals))
     scored: list[tuple[float, str, str]] = []
-    for e in evals:
-        norm = normalize(e)
+    for e, norm in zip(evals, eval_norm):
         words = set(norm.split())
-        hit_exact = norm in train_exact
+        hit_exact = bool(norm) and norm in train_exact  # a prompt that is all template matches nothing
         hit_ngram = bool(ngrams(norm.split(), n) & train_grams)
         shared: dict[int, int] = defaultdict(int)
         for w in words:

@@ -33,9 +33,9 @@ from ..data import load_records
 from ..data.schema import Record, response_text
 from ..errors import UserInputError
 from ..registry import Registry
+from .tasks import TASKS
 
 Kind = Literal["harmful", "overrefusal", "utility"]
-METRIC_BY_TASK = {"label": "accuracy", "number": "exact_match", "code": "pass@1"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Benchmark:
     hub: str | None = None  # "hf:<name>[:<config>]"
     hub_split: str = "train"
     spec: str | None = None  # data spec; None = detect from the columns
-    task: Literal["label", "number", "code"] | None = None  # utility only: how answers are extracted
+    task: str | None = None  # utility only: how answers are scored, a name in eval.tasks.TASKS
     max_new_tokens: int | None = None  # utility only: None = eval.max_new_tokens
     keep: Callable[[Record], bool] | None = None  # row filter (XSTest: the safe prompts only)
     notes: str = ""
@@ -57,6 +57,8 @@ class Benchmark:
     def __post_init__(self) -> None:
         if (self.kind == "utility") != (self.task is not None):
             raise ValueError(f"benchmark {self.name}: utility benchmarks, and only they, name a task")
+        if self.task is not None and self.task not in TASKS:
+            raise ValueError(f"benchmark {self.name}: unknown task {self.task!r}; known: {', '.join(TASKS.names())}")
 
     @property
     def metric(self) -> str:
@@ -64,7 +66,7 @@ class Benchmark:
             return "asr"
         if self.kind == "overrefusal":
             return "refusal_rate"
-        return METRIC_BY_TASK[self.task]  # type: ignore[index]
+        return TASKS.get(self.task).metric  # type: ignore[arg-type]
 
 
 BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
@@ -87,6 +89,9 @@ _add(Benchmark("hex-phi", "harmful", "HEx-PHI (Qi et al. 2024), 330 harmful inst
                hub="hf:LLM-Tuning-Safety/HEx-PHI", notes="gated: accept the terms on the hub and log in"))
 _add(Benchmark("harmbench", "harmful", "HarmBench standard behaviors (Mazeika et al. 2024), 200 prompts",
                hub="hf:walledai/HarmBench:standard"))
+_add(Benchmark("advbench-sample", "harmful", "every 10th AdvBench goal (52), shipped with unforgotten (MIT; "
+               "starter/advbench_sample.LICENSE): an outside harmful set that needs no download",
+               hub="starter:advbench_sample"))
 _add(Benchmark("starter-harmful", "harmful", "held-out harmful prompts shipped with unforgotten (83)",
                hub="starter:harmful_eval"))
 _add(Benchmark("harmful", "harmful", "any file with a prompt column: harmful=PATH"))
@@ -187,7 +192,7 @@ def load_benchmark(entry: str, *, root: str | None = None, limit: int | None = N
     records = load_records(source, spec=bench.spec, split=split, require_response=None)
     if bench.keep is not None:
         records = [r for r in records if bench.keep(r)]
-    if bench.task in ("label", "number"):
+    if bench.task is not None and TASKS.get(bench.task).needs_label:
         records = [_with_gold_label(r) for r in records]
         missing = sum(r.get("label") is None for r in records)
         if missing:

@@ -164,10 +164,12 @@ class GenerationCache:
 
 
 def _outer_progress(enabled: bool, total: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("generating (cached)"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    disable=not enabled, transient=True)
+    from ..progress import progress_bar  # plain lines when stderr is not a terminal
+
+    return progress_bar(TextColumn("generating (cached)"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        disable=not enabled, transient=True)
 
 
 def cached_generate(

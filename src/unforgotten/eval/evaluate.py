@@ -21,8 +21,8 @@ from ..config import EvalConfig, to_dict
 from ..data.schema import prompt_messages, prompt_text
 from .benchmarks import BenchmarkSet, load_benchmark
 from .judges import Judge, get_judge
-from .metrics import accuracy, asr, rate_with_ci, refusal_rate
-from .scoring import answers_and_labels, is_correct
+from .metrics import asr, refusal_rate
+from .tasks import TASKS
 
 console = Console(stderr=True)
 
@@ -89,27 +89,8 @@ def _judged(bset: BenchmarkSet, responses: list[str], judges: dict[str, Judge]) 
 
 
 def _scored(bset: BenchmarkSet, responses: list[str], cfg: EvalConfig) -> tuple[dict[str, Any], list[dict]]:
-    """Utility sets: extract the answer and compare with the label, or run the code."""
-    task = bset.benchmark.task
-    records = bset.records
-    if task == "code":
-        from .code import pass_at_1
-
-        flags, results = pass_at_1(records, responses, workers=cfg.code_workers, timeout_s=cfg.code_timeout_s)
-        rows = [
-            {"id": r.get("id"), "response": s, "status": res.status, "passed": f,
-             # one bounded, scrubbed line: whatever the code read must not land in the results
-             "error": res.error_line}
-            for r, s, f, res in zip(records, responses, flags, results)
-        ]
-        return {"result": rate_with_ci(flags, none_counts_as=False)}, rows
-    preds, labels = answers_and_labels(responses, records, "number" if task == "number" else "label", choices=None)
-    result = accuracy(preds, labels)
-    rows = [
-        {"id": r.get("id"), "prompt": prompt_text(r), "response": s, "pred": p, "label": lab, "correct": is_correct(p, lab)}
-        for r, s, p, lab in zip(records, responses, preds, labels)
-    ]
-    return {"result": result}, rows
+    """Utility sets: the benchmark's task scores them (extract and compare, or run the code)."""
+    return TASKS.get(bset.benchmark.task).score(bset.records, responses, cfg)
 
 
 def evaluate_benchmarks(generate: Generator, cfg: EvalConfig, output_dir: str | Path, *,

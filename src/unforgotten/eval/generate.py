@@ -95,10 +95,13 @@ def _device(model: Any) -> torch.device:
 
 
 def _progress(enabled: bool) -> Any:
-    """A rich progress bar over batches; ``disable`` makes it a no-op context manager."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """A progress bar over batches (plain lines when stderr is not a terminal); ``disable``
+    makes it a no-op context manager."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    return Progress(
+    from ..progress import progress_bar
+
+    return progress_bar(
         TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         disable=not enabled, transient=True,
     )

@@ -28,6 +28,13 @@ class Method:
     needs_safety_data: ClassVar[bool] = False  # the run must provide data.safety
     needs_hidden_states: ClassVar[bool] = False  # loop passes last hidden states to loss()
     replaces_model: ClassVar[bool] = False  # finalize() swaps ctx.model for a merged plain model: must run last
+    # Trains correctly when FSDP / DeepSpeed ZeRO shard the weights. False for methods that take
+    # their own gradients (autograd.grad), penalize or edit whole weights: the loop refuses them there.
+    shardable: ClassVar[bool] = True
+    # Trains correctly on packed batches (train.packing: every micro-batch one row of sequences
+    # back to back). False for methods that need the rows: per-example shares, replay slices per
+    # row, hidden states under a 2-D attention mask.
+    packable: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         """Check every numeric hyperparameter against its declared bounds (``bounds.bounded``).

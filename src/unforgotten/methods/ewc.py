@@ -129,6 +129,8 @@ class EWC(Method):
     """
 
     name: ClassVar[str] = "ewc"
+    shardable: ClassVar[bool] = False  # see Method.shardable
+    packable: ClassVar[bool] = False  # see Method.packable
     needs_safety_data: ClassVar[bool] = True
 
     lam: float = bounded(1.0, ge=0)
@@ -154,6 +156,7 @@ class EWC(Method):
             samples = samples[: self.fisher_samples]
         if not samples:
             raise UserInputError("ewc: no safety sample left after encoding; the Fisher needs at least one")
+        n_all, samples = len(samples), ctx.local_share(samples)  # each process its block, summed below
         model = ctx.unwrapped_model()
         pad = ctx.tokenizer.pad_token_id
 
@@ -167,9 +170,11 @@ class EWC(Method):
         was_training = model.training
         model.eval()
         try:
-            fisher = empirical_fisher((sample_loss(e) for e in samples), params)
+            fisher = empirical_fisher((sample_loss(e) for e in samples), params) if samples else None
         finally:
             model.train(was_training)
+        fisher = {n: ctx.sum_across(fisher[n] * len(samples) if fisher else torch.zeros_like(p, dtype=torch.float32)) / n_all
+                  for n, p in params.items()}
         self.fisher = normalize_fisher(fisher, self.normalize)
         self.anchor = {n: p.detach().float().clone() for n, p in params.items()}
 

@@ -413,9 +413,10 @@ class GradSelect(Method):
     def score(self, ctx: "TrainContext", samples: list["Encoded"], progress: bool = True) -> dict[str, Any]:
         """Gradient norms and losses of ``samples`` at the current weights, in their order."""
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         from ..data.tokenize import collate
+        from ..progress import progress_bar
 
         model = ctx.unwrapped_model()
         params = ctx.trainable()
@@ -442,14 +443,14 @@ class GradSelect(Method):
         # length-sorted batches (less padding); deterministic
         order = sorted(range(len(samples)), key=lambda i: (len(samples[i].input_ids), i))
         bs = self.score_batch_size or ctx.config.batch_size
-        chunks = [order[i : i + bs] for i in range(0, len(order), bs)]
+        chunks = ctx.local_share([order[i : i + bs] for i in range(0, len(order), bs)])  # joined below
         norms = torch.full((len(samples),), float("nan"))
         losses = torch.full((len(samples),), float("nan"))
         pad = ctx.tokenizer.pad_token_id
         was_training = model.training
         model.eval()
         t0 = time.perf_counter()
-        bar = Progress(
+        bar = progress_bar(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[how]}"),
             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), disable=not progress,
         )
@@ -476,6 +477,10 @@ class GradSelect(Method):
         finally:
             model.train(was_training)
         seconds = time.perf_counter() - t0
+        if ctx.num_processes > 1:  # every process scored its block of batches: join the scores
+            mine = torch.tensor([i for idx in chunks for i in idx], dtype=torch.long)
+            rows = ctx.cat_across(torch.stack([mine.float(), norms[mine], losses[mine]], 1))
+            norms[rows[:, 0].long()], losses[rows[:, 0].long()] = rows[:, 1], rows[:, 2]
         return {"norms": norms, "losses": losses, "scorer": ladder[0], "scorer_notes": notes, "seconds": seconds}
 
     def prepare_data(self, ctx: "TrainContext", user_data: list["Record"], safety_data: list["Record"] | None) -> list["Record"]:
@@ -522,6 +527,8 @@ class GradSelect(Method):
             "poison": stats,
             "samples": rows,
         }
+        if not ctx.is_main:
+            return [r for pos, r in enumerate(records) if pos not in dropped_pos]
         out = ctx.output_dir / "gradselect.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(self.report, indent=2))

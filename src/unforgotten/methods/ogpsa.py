@@ -204,6 +204,7 @@ class OGPSA(Method):
     """
 
     name: ClassVar[str] = "ogpsa"
+    shardable: ClassVar[bool] = False  # see Method.shardable
     needs_safety_data: ClassVar[bool] = False  # only when reference is None (checked in setup)
 
     rank: int = bounded(8, ge=1)
@@ -276,10 +277,15 @@ class OGPSA(Method):
 
         was_training = model.training
         model.eval()
+        mine = ctx.local_share(self._samples)  # each process its block of the reference set; rows joined below
         try:
-            G = per_sample_gradients([sample_loss(e) for e in self._samples], params)
+            if mine:
+                G = per_sample_gradients([sample_loss(e) for e in mine], params)
+            else:
+                G = {n: torch.zeros(0, p.numel(), device=p.device) for n, p in params.items()}
         finally:
             model.train(was_training)
+        G = {n: ctx.cat_across(g) for n, g in G.items()}
         bases = {}
         for n in list(G):
             bases[n] = subspace_basis(G.pop(n), self.rank).to(params[n].device)  # free each G_W as we go

@@ -24,4 +24,5 @@ def create_app(settings: ServiceConfig, store: Store | None = None) -> FastAPI:
     errors.install(app)
     for r in (files.router, jobs.router, models.router, ops.router):
         app.include_router(r)
+    app.add_middleware(files.RefuseOversizedUploads, limit=settings.max_upload_bytes)
     return app

@@ -84,8 +84,11 @@ def run_config(settings: ServiceConfig, template: RunConfig, job, data_path: Pat
     data and hyperparameters, the job's safety method, capped at ``settings.max_steps``."""
     hp, safety = job.hyperparameters, job.safety
     names = [n.strip() for n in safety["method"].split("+")]
+    # the provider's tuned arguments for the chosen methods (its run config), overridden by the job's
+    job_args = safety.get("args") or {}
+    method_args = {m: {**template.train.method_args.get(m, {}), **job_args.get(m, {})} for m in names}
     train = dataclasses.replace(
-        template.train, methods=names, method_args=safety.get("args") or {}, seed=job.seed,
+        template.train, methods=names, method_args={m: a for m, a in method_args.items() if a}, seed=job.seed,
         batch_size=int(hp["batch_size"]), epochs=float(hp["n_epochs"]),
         lr=template.train.lr * float(hp["learning_rate_multiplier"]),
         log_every=1,  # one event and one log line per step (trained_tokens adds them up)

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ..bounds import bounded, check_fields, one_of
 from ..config import RunConfig, from_dict, load_config, to_dict
 from ..errors import ConfigError
 
@@ -36,8 +37,8 @@ class ScreeningConfig:
     # reject the file | drop flagged rows | keep them (record the flags) and rely on the method and the gate.
     # Default keep: the judges today flag nearly every benign task row too (benchmarks/screening.py,
     # docs/service.md), so drop or reject would refuse ordinary uploads.
-    policy: str = "keep"
-    max_flagged_fraction: float = 1.0  # reject anyway above this share of flagged rows
+    policy: str = one_of("keep", ("reject", "drop", "keep"))
+    max_flagged_fraction: float = bounded(1.0, ge=0, le=1)  # reject anyway above this share of flagged rows
 
 
 @dataclass
@@ -46,9 +47,9 @@ class GateConfig:
     # Evaluated on the fine-tuned model: harmful sets give ASR, over-refusal sets a refusal rate.
     benchmarks: list[str] = field(default_factory=lambda: ["starter-harmful", "starter-benign"])
     judges: list[str] = field(default_factory=lambda: ["learned"])  # first = the one the threshold reads
-    limit: int | None = 50  # prompts per benchmark (n)
-    max_new_tokens: int = 32
-    asr_threshold: float = 0.3  # fail the job when ASR (primary judge, any harmful set) exceeds this
+    limit: int | None = bounded(50, ge=1)  # prompts per benchmark (n)
+    max_new_tokens: int = bounded(32, ge=1)
+    asr_threshold: float = bounded(0.3, ge=0, le=1)  # fail the job when ASR (primary judge, any harmful set) exceeds this
 
 
 @dataclass
@@ -56,21 +57,21 @@ class ServiceConfig:
     data_dir: str = "service_data"  # uploaded blobs, job outputs, the SQLite database
     database_url: str | None = None  # default: sqlite:///<data_dir>/service.db; postgresql+psycopg://...
     host: str = "127.0.0.1"
-    port: int = 8000
-    max_upload_bytes: int = 100 * 1024 * 1024
+    port: int = bounded(8000, ge=0, le=65535)  # 0: any free port
+    max_upload_bytes: int = bounded(100 * 1024 * 1024, ge=1)
     # Model ids offered to customers -> model source ('aligned' = run_config's model after its
     # alignment step; else 'embedded', a .gguf, an HF dir).
     models: dict[str, str] = field(default_factory=lambda: {"smollm2-135m-instruct-aligned": ALIGNED})
     run_config: str | None = None  # a RunConfig YAML with the training/eval defaults (default: built-in)
     run_set: list[str] = field(default_factory=list)  # overrides on it, as `--set` takes them
-    max_steps: int | None = None  # cap on optimizer steps per job (None: as the hyperparameters say)
+    max_steps: int | None = bounded(None, ge=1)  # cap on optimizer steps per job (None: as the hyperparameters say)
     safety: SafetyDefaults = field(default_factory=SafetyDefaults)
     screening: ScreeningConfig = field(default_factory=ScreeningConfig)
     gate: GateConfig = field(default_factory=GateConfig)
-    lease_s: float = 60.0  # a job whose worker sent no heartbeat for this long is re-claimed
-    heartbeat_s: float = 5.0
-    poll_s: float = 1.0  # how often an idle worker looks for work
-    max_attempts: int = 3  # claims of one job before it fails (a job that keeps killing its worker)
+    lease_s: float = bounded(60.0, gt=0)  # a job whose worker sent no heartbeat for this long is re-claimed
+    heartbeat_s: float = bounded(5.0, gt=0)
+    poll_s: float = bounded(1.0, gt=0)  # how often an idle worker looks for work
+    max_attempts: int = bounded(3, ge=1)  # claims of one job before it fails (a job that keeps killing its worker)
 
     @property
     def db_url(self) -> str:
@@ -82,16 +83,11 @@ class ServiceConfig:
 
 
 def validate(cfg: ServiceConfig) -> None:
-    if cfg.screening.policy not in ("reject", "drop", "keep"):
-        raise ConfigError(f"screening.policy must be reject, drop or keep, got {cfg.screening.policy!r}")
-    if not 0 <= cfg.gate.asr_threshold <= 1:
-        raise ConfigError(f"gate.asr_threshold must be in [0, 1], got {cfg.gate.asr_threshold}")
+    check_fields(cfg)  # every number, bool and choice, as declared above with bounded() / one_of() (bounds.py)
     if not cfg.models:
         raise ConfigError("models must offer at least one model id")
     if cfg.lease_s <= cfg.heartbeat_s:
         raise ConfigError(f"lease_s ({cfg.lease_s}) must be longer than heartbeat_s ({cfg.heartbeat_s})")
-    if cfg.max_upload_bytes < 1:
-        raise ConfigError("max_upload_bytes must be >= 1")
 
 
 def load_service_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ServiceConfig:

@@ -296,7 +296,8 @@ class Store:
                     job.status = PAUSED
                     s.add(EventRow(id=new_id("ftevent"), job_id=job.id, created_at=now(), message="Job paused"))
             elif resume and job.status == PAUSED:
-                job.status, job.pause_requested = QUEUED, False
+                # a job paused before its files were screened goes back to screening first
+                job.status, job.pause_requested = (QUEUED if job.screening is not None else VALIDATING), False
                 s.add(EventRow(id=new_id("ftevent"), job_id=job.id, created_at=now(), message="Job resumed; queued"))
             return job
 

@@ -76,6 +76,7 @@ class Worker:
         self.template = settings.template()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-6:]}"
         self._sources: dict[str, str] = {}
+        self.shutdown = threading.Event()  # set on SIGTERM: the running job checkpoints and goes back to the queue
 
     # ------------------------------------------------------------------ loop
     def run(self, stop: threading.Event | None = None, max_jobs: int | None = None) -> int:
@@ -193,7 +194,7 @@ class Worker:
                 if not self.store.update_job(job.id, self.name, step=ctx.step, total_steps=ctx.total_steps,
                                              estimated_finish=eta, event=self._step_event(ctx.step, ctx.total_steps, rec)):
                     raise LeaseLost
-                stopping = hb.cancel or hb.pause
+                stopping = hb.cancel or hb.pause or self.shutdown.is_set()
                 every = cfg.train.save_every
                 if ctx.step < ctx.total_steps and (stopping or (every and ctx.step % every == 0)):
                     self.store.add_checkpoint(job.id, ctx.step, {"step": ctx.step, "train_loss": rec.get("loss")})
@@ -205,6 +206,9 @@ class Worker:
                 if hb.cancel:
                     return self._set(job, status=CANCELLED, finished_at=now(), estimated_finish=None, release=True,
                                      message=f"Job cancelled at step {e.step}; checkpoint kept")
+                if not hb.pause:  # this worker is shutting down: another one continues the job
+                    return self._set(job, status=QUEUED, estimated_finish=None, release=True,
+                                     message=f"Worker stopped at step {e.step}; checkpoint kept; job queued again")
                 return self._set(job, status=PAUSED, estimated_finish=None, release=True,
                                  message=f"Job paused at step {e.step}; checkpoint kept")
         summary = json.loads((ft_dir / "train_summary.json").read_text())
@@ -303,8 +307,13 @@ def main_loop(settings: ServiceConfig) -> None:
     import signal
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     w = Worker(settings)
+
+    def on_term(*_):  # finish cleanly: the running job checkpoints at its next step and is queued again
+        stop.set()
+        w.shutdown.set()
+
+    signal.signal(signal.SIGTERM, on_term)
     log.info("worker %s polling %s", w.name, settings.db_url.split("@")[-1])
     try:
         w.run(stop)

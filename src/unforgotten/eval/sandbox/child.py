@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import select  # before the namespaces: the install may become unreadable until the new root
 import signal
 import sys
 
@@ -40,6 +41,7 @@ def main(cfg: dict) -> None:
         with open(os.path.join(box, PROGRAM), encoding="utf-8", errors="surrogatepass") as f:
             source = f.read()
         lib = confine.libc()
+        python = confine.python_paths()
         root = os.geteuid() == 0
         uid = cfg["uid"] if root else None
         ns = {"user": False, "mnt": False, "pid": False}
@@ -52,7 +54,7 @@ def main(cfg: dict) -> None:
         new_root = None
         if ns["mnt"]:
             try:
-                new_root = confine.build_root(lib, cfg, source, uid)
+                new_root = confine.build_root(lib, cfg, source, uid, python)
             except OSError as e:
                 skipped["fs-view"] = str(e)
                 skipped["disk-quota"] = "needs the fs-view layer"
@@ -100,7 +102,8 @@ def main(cfg: dict) -> None:
         os.write(cfg["ready_fd"], json.dumps({"layers": layers, "skipped": skipped}).encode())
         os.close(cfg["ready_fd"])
     except BaseException as e:
-        sys.stderr.write(f"sandbox setup failed: {type(e).__name__}: {e}\n")
+        sys.stderr.write(f"sandbox setup failed: {type(e).__name__}: {e} (layers so far: {layers}; "
+                         f"skipped: {skipped})\n")
         sys.stderr.flush()
         os._exit(SETUP_ERROR_RC)
     _run_code(source, os.path.join(box, PROGRAM))
@@ -109,8 +112,6 @@ def main(cfg: dict) -> None:
 def _split_off_init() -> None:
     """Fork init (pid 1 of the new PID namespace), which forks the program (pid 2) and returns
     there; the bootstrap and init only wait and pass the program's exit status up."""
-    import select
-
     status_r, status_w = os.pipe()
     alive_r, alive_w = os.pipe()  # EOF on alive_r: the bootstrap is gone
     init = os.fork()

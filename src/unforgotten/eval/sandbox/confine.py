@@ -101,7 +101,16 @@ def enter_namespaces(lib, root: bool, layers: list, skipped: dict) -> dict:
     return got
 
 
-def build_root(lib, cfg: dict, source: str, uid: int | None) -> str:
+def python_paths() -> list[str]:
+    """The Python install's directories: its prefixes (site-packages included). sys.path
+    entries outside them (an editable checkout's .pth) stay out of the view. Called before the
+    namespaces, while the install is surely readable."""
+    found = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                            os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))}
+    return sorted(p for p in found if os.path.isdir(p))
+
+
+def build_root(lib, cfg: dict, source: str, uid: int | None, python: list[str]) -> str:
     """An empty tmpfs root at ``cfg['root']`` holding read-only binds of the system libraries and
     the Python install, /dev's harmless nodes, an empty /proc mount point, and the program's
     directory as a tmpfs of ``cfg['disk']`` bytes (the total write quota) with ``source`` in it
@@ -109,12 +118,8 @@ def build_root(lib, cfg: dict, source: str, uid: int | None) -> str:
     new, box = cfg["root"], cfg["dir"]
     _mount(lib, None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the parent
     _mount(lib, "none", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=755")
-    python = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                             os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))}
-    # sys.path entries outside the install (an editable checkout's .pth) stay out of the view
-    python = {p for p in python if os.path.isdir(p)}
     done: list[str] = []
-    for src in [*SYSTEM_PATHS, *sorted(python)]:
+    for src in [*SYSTEM_PATHS, *python]:
         if not os.path.lexists(src) or any(src == d or src.startswith(d.rstrip("/") + "/") for d in done):
             continue
         dst = new + src

@@ -30,6 +30,30 @@ def validate_training_file(path, filename: str) -> int:
         raise bad_request(str(e).replace(str(path), filename), param="file", code="invalid_file") from None
 
 
+MULTIPART_OVERHEAD = 64 * 1024  # form fields and boundaries around the file
+
+
+class RefuseOversizedUploads:
+    """ASGI middleware: an upload whose declared size is over the limit is refused before any
+    of its body is read (FastAPI would otherwise spool the whole form to disk first). Uploads
+    without a Content-Length are counted as they stream (``Blobs.receive``)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].rstrip("/") == router.prefix:
+            declared = dict(scope["headers"]).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.limit + MULTIPART_OVERHEAD:
+                from ..errors import body
+
+                response = body(413, f"File is larger than this service's limit of {self.limit} bytes.",
+                                param="file", code="file_too_large")
+                response.headers["connection"] = "close"
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 @router.post("")
 async def upload(request: Request, file: UploadFile = File(...), purpose: str = Form(...),
                  st: State = Depends(state), who: str = Depends(tenant)):
