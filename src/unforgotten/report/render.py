@@ -41,24 +41,36 @@ def _markdown(rows: list[Row], *, judge: str | None, title: str | None, figure: 
     harmful, over, utility = (_union(rows, k) for k in KINDS)
     out: list[str] = [f"# {title}", ""] if title else []
 
+    # The classifier judge's content-ASR sits beside the main judge's ASR in the main table: the
+    # share of answers that deliver harmful content next to the share that do not refuse.
+    content = CONTENT_JUDGE if CONTENT_JUDGE in order and primary != CONTENT_JUDGE and any(
+        _value(_metric(s, b, CONTENT_JUDGE)) is not None for _, s in rows for b in harmful) else None
+
     def asr_table(j: str | None, with_utility: bool) -> str:
-        header = ["model"] + [f"{b} ASR ↓" for b in harmful]
+        side = content if with_utility else None
+        header = ["model"]
+        for b in harmful:
+            header += [f"{b} {_asr_name(j)} ↓"] + ([f"{b} content-ASR ↓"] if side else [])
         if with_utility:
             header += [f"{b} {_metric_name(_utility_metric(rows, b))} ↑" for b in utility]
         body = []
         for label, s in rows:
-            cells = [fmt_metric(_metric(s, b, j)) for b in harmful]
+            cells = []
+            for b in harmful:
+                cells += [fmt_metric(_metric(s, b, j))] + ([fmt_metric(_metric(s, b, side))] if side else [])
             if with_utility:
                 cells += [fmt_metric(_metric(s, b, None)) for b in utility]
             body.append([label] + cells)
         return _md_table(header, body)
 
     out += ["## Safety and utility" + (f" (judge: {primary})" if primary and harmful else ""), ""]
-    out += ["Attack success rate (ASR) on harmful benchmarks, then utility; % [bootstrap 95% CI].", ""]
+    out += ["Attack success rate (ASR) on harmful benchmarks, then utility; % [bootstrap 95% CI]."
+            + (" content-ASR (judge: classifier) counts only answers that deliver harmful content, not every "
+               "answer without a refusal (docs/evaluation.md)." if content else ""), ""]
     out += [asr_table(primary, True), ""]
     for j in order[1:]:
         if any(_value(_metric(s, b, j)) is not None for _, s in rows for b in harmful):
-            out += [f"### ASR, judge: {j}", "", asr_table(j, False), ""]
+            out += [f"### {_asr_name(j)}, judge: {j}", "", asr_table(j, False), ""]
 
     if over:
         cols = [(b, j) for b in over for j in order if any(isinstance(_metric(s, b, j), dict) for _, s in rows)]
@@ -94,6 +106,19 @@ def _headline_cell(s: dict[str, Any], kind: str, judge: str | None) -> str:
     if value is None:
         return DASH
     return fmt_metric(_metric(s, used[0], judge)) if len(used) == 1 else _pct(value)
+
+
+CONTENT_JUDGE = "classifier"
+
+
+def _asr_name(judge: str | None) -> str:
+    """What a judge's rate on a harmful set is called: the classifier's is content-ASR, its
+    ``classifier:intent`` companion intent-ASR, every other judge's plain ASR."""
+    if judge == CONTENT_JUDGE:
+        return "content-ASR"
+    if judge == f"{CONTENT_JUDGE}:intent":
+        return "intent-ASR"
+    return "ASR"
 
 
 def rich_table(rows: Iterable[Row | dict[str, Any]], *, judge: str | None = None, title: str = "unforgotten"):
