@@ -74,12 +74,12 @@ class AlignConfig:
     """The provider's stage 1: teach the base model to refuse harmful requests."""
 
     enabled: bool = True
-    # Harmful requests across 18 harm categories in 29 phrasings -> varied refusals
-    # (tools/make_align_data.py; docs/alignment.md), disjoint from every evaluation set.
-    safety: str = "starter:align_refusals"
+    safety: str = "starter:safety_refusals"  # harmful requests -> refusals
     # Benign data with helpful answers, so the model learns to refuse only what is harmful:
     # sensitive-looking requests (against over-refusal) and everyday instructions (capability).
-    benign: list[str] = field(default_factory=lambda: ["starter:align_benign", "starter:general_helpful"])
+    # The broader alignment data (starter:align_refusals + starter:align_benign) is not the
+    # default yet: at the settings measured so far it aligned worse (docs/alignment.md).
+    benign: list[str] = field(default_factory=lambda: ["starter:benign_sensitive", "starter:general_helpful"])
     # Tuned on the embedded model (sweep in the foundation issue's note): lr 5e-4 for one epoch
     # gives ASR 10% / benign refusal 20% on the starter eval subsets; 1e-3 x 2 epochs refused 91%
     # of benign prompts, lower rates over-refused too until helpful answers shared an opener.
