@@ -7,7 +7,7 @@ end. The provider's config is the demo's (``configs/demo.yaml``: aligned embedde
 2 epochs, batch 8; Lisa's cycle as tuned there); the gate evaluates 50 starter harmful and 50
 benign-sensitive prompts with the learned judge at 32 new tokens.
 
-    python benchmarks/service_embedded.py [--rows 100] [--method lisa] [--threshold 0.3]
+    python benchmarks/service_embedded.py [--rows 100] [--epochs 2] [--method lisa] [--limit 50] [--threshold 0.3]
 
 Prints each phase's wall time (from the job's events) and the job's outcome; the last line is
 one JSON object. A first run also aligns the embedded model (cached afterwards).
@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--method", default="lisa")
     ap.add_argument("--threshold", type=float, default=0.3)
     ap.add_argument("--limit", type=int, default=50, help="gate prompts per set")
+    ap.add_argument("--epochs", type=int, default=2)
     args = ap.parse_args()
 
     from service_kit import client, running_api, worker_thread
@@ -65,7 +66,8 @@ def main() -> None:
         c = client(url, create_key(app.state.store, "customer")[1])
         f = c.files.create(file=upload.open("rb"), purpose="fine-tune")
         t_upload = time.time() - t0
-        job = c.fine_tuning.jobs.create(training_file=f.id, model="smollm2-135m-instruct-aligned", seed=0)
+        job = c.fine_tuning.jobs.create(training_file=f.id, model="smollm2-135m-instruct-aligned", seed=0,
+                                        hyperparameters={"n_epochs": args.epochs})
         with worker_thread(settings):
             while (job := c.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
                 time.sleep(2)
@@ -88,7 +90,7 @@ def main() -> None:
     }
     gate = report.get("gate", {})
     result = {
-        "rows": args.rows, "poison_rows": n_poison, "method": args.method, "status": job.status,
+        "rows": args.rows, "epochs": args.epochs, "gate_limit": args.limit, "poison_rows": n_poison, "method": args.method, "status": job.status,
         "error": job.error.model_dump() if job.error else None, "steps": len(metrics),
         "trained_tokens": job.trained_tokens, "phases": phases,
         "screening": {k: report.get("screening", {}).get(k) for k in ("judge", "policy", "rows", "flagged", "dropped")},

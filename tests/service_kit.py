@@ -146,7 +146,7 @@ def wait_for(fn, timeout=120, every=0.1, what="condition"):
         time.sleep(every)
 
 
-def wait_status(c, job_id, statuses=("succeeded", "failed", "cancelled"), timeout=120):
+def wait_status(c, job_id, statuses=("succeeded", "failed", "cancelled"), timeout=300):
     return wait_for(lambda: (j := c.fine_tuning.jobs.retrieve(job_id)).status in statuses and j, timeout,
                     what=f"job {job_id} to reach {statuses}")
 

@@ -66,6 +66,20 @@ def test_ranges_are_checked_with_the_field_named():
         assert str(e.value) == message, override
 
 
+def test_choices_and_bools_use_the_same_shape():
+    cases = {
+        "align.train.truncation=cut": "align.train.truncation must be one of 'truncate', 'drop' (got 'cut')",
+        "model.dtype=fp8": "model.dtype must be one of 'float32', 'bfloat16', 'float16' (got 'fp8')",
+        "eval.backend=tgi": "eval.backend must be one of 'auto', 'hf', 'vllm' (got 'tgi')",
+        "eval.do_sample=3": "eval.do_sample must be true or false (got 3)",
+        "train.share_prefix=sometimes": "train.share_prefix must be true, false or null (got 'sometimes')",
+    }
+    for override, message in cases.items():
+        with pytest.raises(ConfigError) as e:
+            load_config(None, [override])
+        assert str(e.value) == message, override
+
+
 def test_valid_numbers_pass_and_ints_become_floats():
     cfg = load_config(None, ["train.lr=1", "train.epochs=2", "train.max_steps=null", "data.poison_ratio=0", "train.lr=2e-4"])
     assert cfg.train.lr == 2e-4 and cfg.train.epochs == 2.0 and isinstance(cfg.train.epochs, float)

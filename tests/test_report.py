@@ -310,3 +310,21 @@ def test_write_report_from_rows_in_memory(tmp_path, aligned, finetuned):
     assert [s["label"] for s in json.loads(paths["results"].read_text())] == ["a", "b"]
     md = paths["report"].read_text()
     assert md.index("## Over-refusal") < md.index("## Safety vs. utility") < md.index("## Notes")
+
+
+def test_markdown_puts_content_asr_beside_asr(aligned, finetuned):
+    for s, content, intent in ((aligned, 0.01, 0.05), (finetuned, 0.2, 0.6)):
+        s["judges"].append("classifier")
+        s["benchmarks"]["advbench"]["by_judge"].update({"classifier": M(content), "classifier:intent": M(intent)})
+    md = markdown_report([("aligned", aligned), ("ft", finetuned)])
+    header, body = _table(md, "## Safety and utility (judge: keyword)")
+    assert header[:4] == ["model", "advbench ASR ↓", "advbench content-ASR ↓", "directharm4 ASR ↓"]
+    assert body[1][:4] == ["ft", "62.3 [50.0–70.0]", "20.0 [20.0–20.0]", "—"]
+    assert "content-ASR (judge: classifier) counts only answers that deliver harmful content" in md
+    header, body = _table(md, "### content-ASR, judge: classifier")
+    assert header == ["model", "advbench content-ASR ↓", "directharm4 content-ASR ↓"]
+    header, body = _table(md, "### intent-ASR, judge: classifier:intent")
+    assert body[1][1] == "60.0 [60.0–60.0]"
+    # with the classifier as the main judge there is no second content column
+    header, _ = _table(markdown_report([("ft", finetuned)], judge="classifier"), "## Safety and utility (judge: classifier)")
+    assert header[:3] == ["model", "advbench content-ASR ↓", "sst2 accuracy ↑"]

@@ -208,8 +208,28 @@ def test_a_declared_oversized_upload_is_refused_before_its_body_is_read(svc):
     with socket.create_connection((u.hostname, u.port), timeout=10) as s:
         s.sendall((f"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {svc['keys']['acme']}\r\n"
                    "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 900000000\r\n\r\n").encode())
-        reply = s.recv(65536).decode()
+        reply = _read_response(s)
     assert reply.startswith("HTTP/1.1 413") and '"code":"file_too_large"' in reply
+
+
+def _read_response(s) -> str:
+    """One whole HTTP response: headers and body often arrive in separate packets, so one recv
+    may hold only the headers."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data.decode()
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), None)
+    while length is not None and len(body) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode()
 
 
 def test_an_upload_cut_off_midway_leaves_nothing_visible(svc):

@@ -83,6 +83,8 @@ def test_cancel_stops_a_queued_job_at_once_and_a_running_one_at_its_next_step(se
         from service_kit import wait_for
 
         wait_for(lambda: any(e.type == "metrics" for e in c.fine_tuning.jobs.list_events(job.id, limit=3)))
+        running = wait_for(lambda: (j := c.fine_tuning.jobs.retrieve(job.id)).estimated_finish and j)
+        assert running.estimated_finish >= running.created_at
         c.fine_tuning.jobs.cancel(job.id)
         done = wait_status(c, job.id, timeout=60)
     assert done.status == "cancelled" and done.fine_tuned_model is None

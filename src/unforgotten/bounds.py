@@ -8,6 +8,9 @@ a number) and, when declared with :func:`bounded`, for its range::
     k: int = bounded(32, ge=1)
     top_p: float = bounded(0.95, gt=0, le=1)
 
+A ``bool`` field must be true or false, and a string declared with :func:`one_of` one of its
+choices (``storage: str = one_of("topk", ("topk", "exact"))``), in the same message shape.
+
 :func:`check_fields` walks a dataclass (and the dataclasses inside it) and raises one
 :class:`~unforgotten.errors.ConfigError` shaped like ``train.lr must be a finite number > 0
 (got inf)``: the field's dotted name, what it must be, and the value it got. Config loading calls
@@ -23,7 +26,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ConfigError
 
@@ -79,15 +82,18 @@ def one_of(default: Any, choices: typing.Iterable[str], **field_kwargs) -> Any:
     return dataclasses.field(default=default, metadata=meta, **field_kwargs)
 
 
-def numeric_kind(tp: Any) -> tuple[type, bool] | None:
-    """``(int or float, optional)`` for a numeric type hint, else None."""
-    optional = False
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    """``(T, True)`` for ``T | None``, ``(tp, False)`` otherwise."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        optional = len(args) < len(typing.get_args(tp))
-        if len(args) != 1:
-            return None
-        tp = args[0]
+        if len(args) == 1:
+            return args[0], len(args) < len(typing.get_args(tp))
+    return tp, False
+
+
+def numeric_kind(tp: Any) -> tuple[type, bool] | None:
+    """``(int or float, optional)`` for a numeric type hint, else None."""
+    tp, optional = _unwrap_optional(tp)
     return (tp, optional) if tp in (int, float) else None
 
 
@@ -109,49 +115,49 @@ def check_number(where: str, value: Any, kind: type = float, bounds: Bounds = NO
     raise ConfigError(f"{where} must be {describe(kind, bounds, optional)} (got {value!r})")
 
 
-@functools.cache
-def _checked_fields(cls: type) -> tuple[tuple[str, Any], ...]:
-    """``(name, check)`` per field this module checks: a number, a bool, or a declared choice."""
-    hints = typing.get_type_hints(cls)
-    out: list[tuple[str, Any]] = []
-    for f in dataclasses.fields(cls):
-        kind = numeric_kind(hints.get(f.name))
-        if kind is not None:
-            out.append((f.name, (kind[0], f.metadata.get(BOUNDS_KEY, NO_BOUNDS), kind[1])))
-        elif BOUNDS_KEY in f.metadata:  # a range on a field that is not a number is a declaration bug
-            raise TypeError(f"{cls.__name__}.{f.name}: bounded() needs an int or float field")
-        elif f.metadata.get(CHOICES_KEY):
-            out.append((f.name, f.metadata[CHOICES_KEY]))
-        elif hints.get(f.name) is bool:
-            out.append((f.name, bool))
-    return tuple(out)
-
-
 def check_choice(where: str, value: Any, choices: tuple[str, ...]) -> Any:
     if isinstance(value, str) and value in choices:
         return value
     raise ConfigError(f"{where} must be one of {', '.join(map(repr, choices))} (got {value!r})")
 
 
-def check_bool(where: str, value: Any) -> bool:
-    if isinstance(value, bool):
+def check_bool(where: str, value: Any, optional: bool = False) -> bool | None:
+    if isinstance(value, bool) or (optional and value is None):
         return value
-    raise ConfigError(f"{where} must be true or false (got {value!r})")
+    raise ConfigError(f"{where} must be true{', false or null' if optional else ' or false'} (got {value!r})")
+
+
+Check = Callable[[str, Any], Any]  # (dotted field name, value) -> the value to keep, or ConfigError
+
+
+@functools.cache
+def _checks(cls: type) -> tuple[tuple[str, Check], ...]:
+    """``(field name, check)`` for each field of ``cls`` this module checks: every number, every
+    bool, and every string declared with :func:`one_of`."""
+    hints = typing.get_type_hints(cls)
+    out: list[tuple[str, Check]] = []
+    for f in dataclasses.fields(cls):
+        kind = numeric_kind(hints.get(f.name))
+        if kind is not None:
+            bounds = f.metadata.get(BOUNDS_KEY, NO_BOUNDS)
+            out.append((f.name, functools.partial(check_number, kind=kind[0], bounds=bounds, optional=kind[1])))
+        elif BOUNDS_KEY in f.metadata:  # a range on a field that is not a number is a declaration bug
+            raise TypeError(f"{cls.__name__}.{f.name}: bounded() needs an int or float field")
+        elif f.metadata.get(CHOICES_KEY):
+            out.append((f.name, functools.partial(check_choice, choices=f.metadata[CHOICES_KEY])))
+        elif (inner := _unwrap_optional(hints.get(f.name)))[0] is bool:
+            out.append((f.name, functools.partial(check_bool, optional=inner[1])))
+    return tuple(out)
 
 
 def check_fields(obj: Any, prefix: str = "") -> None:
     """Check every number, bool and declared choice of dataclass ``obj`` and of the dataclasses in
     its fields; a float field given an int is stored as a float."""
-    for name, check in _checked_fields(type(obj)):
-        where, value = f"{prefix}{name}", getattr(obj, name)
-        if check is bool:
-            check_bool(where, value)
-        elif isinstance(check, tuple) and isinstance(check[0], str):
-            check_choice(where, value, check)
-        else:
-            new = check_number(where, value, *check)
-            if new is not value:
-                object.__setattr__(obj, name, new)
+    for name, check in _checks(type(obj)):
+        value = getattr(obj, name)
+        new = check(f"{prefix}{name}", value)
+        if new is not value:
+            object.__setattr__(obj, name, new)
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .bounds import Bounds, bounded, check_fields, check_number
+from .bounds import Bounds, bounded, check_fields, check_number, one_of
 from .errors import ConfigError
 from .models import LoraSettings
 
@@ -29,9 +29,12 @@ class ModelConfig:
     # The pre-alignment model, for methods that need the alignment's task vector (MagMax,
     # SafeLoRA). Default: `source` when this run aligns it; set it when `source` is already aligned.
     base: str | None = None
-    dtype: str = "float32"  # fp32 on CPU: bf16 matmuls are ~3x slower there
+    dtype: str = one_of("float32", ("float32", "bfloat16", "float16"))  # fp32 on CPU: bf16 matmuls are ~3x slower there
     lora: LoraSettings = field(default_factory=LoraSettings)
     full_finetune: bool = False  # train all weights instead of a LoRA adapter
+    # QLoRA: load the frozen base in 4 bits (NF4) or 8 bits through bitsandbytes for the fine-tune
+    # (not the align step, which merges into the weights). CUDA GPUs only: an error elsewhere.
+    quantize: str = one_of("none", ("none", "4bit", "8bit"))
 
 
 @dataclass
@@ -49,9 +52,18 @@ class TrainConfig:
     weight_decay: float = bounded(0.0, ge=0)
     max_grad_norm: float = bounded(1.0, ge=0)  # 0: no clipping
     max_length: int = bounded(256, ge=1)
-    truncation: str = "truncate"  # or 'drop'; either way the count is reported
+    truncation: str = one_of("truncate", ("truncate", "drop"))  # over-long rows; either way the count is reported
     group_by_length: bool = True
-    share_prefix: bool = True  # compute a prompt prefix all rows share once per batch (exact; see train/context.py)
+    # compute a prompt prefix all rows share once per batch (exact; see train/context.py); null:
+    # on a CPU (1.66x there) and off on a GPU, where the extra pass cost 0.14 s a step (issue 17)
+    share_prefix: bool | None = None
+    # autocast dtype; the trainable weights (the adapter) stay fp32 (master weights). "auto": bf16
+    # on a GPU that supports it, else fp32 (bf16 matmuls are ~3x slower than fp32 on a CPU)
+    precision: str = one_of("auto", ("auto", "fp32", "bf16", "fp16"))
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~1.3x compute
+    # each micro-batch as one row of its sequences back to back (no padding; a block-diagonal
+    # attention mask keeps them apart, so the loss is the unpacked one); methods with packable=False refuse it
+    packing: bool = False
     seed: int = 42
     save_every: int = bounded(50, ge=0)  # optimizer steps between checkpoints (0: only at the end)
     log_every: int = bounded(1, ge=1)
@@ -82,7 +94,14 @@ class AlignConfig:
 class DataConfig:
     """The user's data (task 2), optional poisoning, and the safety buffer for methods that need it."""
 
-    user: str = "starter:task_train"
+    # One task, or a continual stream: a list of tasks fine-tuned one after another, each stage
+    # starting from the previous stage's result (see stream.py and docs/streams.md).
+    user: str | list[str] = "starter:task_train"
+    # A stream's task evaluations: one eval.benchmarks entry per task in `user`, in the same order
+    # ("classification=PATH", "sst2", ...); every stage is evaluated on all of them.
+    user_eval: list[str] = field(default_factory=list)
+    # A stream's task orders: null (as listed), "all" (every permutation) or a list of index lists.
+    orderings: list[list[int]] | str | None = None
     user_spec: str | None = None
     n: int | None = bounded(None, ge=1)  # number of user samples (None: all task samples)
     poison: str | None = "starter:harmful_compliance"
@@ -110,10 +129,17 @@ class EvalConfig:
     batch_size: int = bounded(16, ge=1)
     limit: int | None = bounded(None, ge=1)  # prompts per benchmark (the first ones, in file order); None: all
     limits: dict[str, int] = field(default_factory=dict)  # per-benchmark override of limit, by name
-    backend: str = "auto"  # "auto": vLLM when it is installed and a GPU is visible, else "hf" (transformers)
+    backend: str = one_of("auto", ("auto", "hf", "vllm"))  # "auto": vLLM when it is installed and a GPU is visible, else "hf" (transformers)
     cache: bool = True  # reuse generations keyed by model + adapter + prompts + decoding settings
     code_timeout_s: float = bounded(10.0, gt=0)  # per HumanEval program, in the sandbox
     code_workers: int = bounded(2, ge=1)
+    # General capability through lm-evaluation-harness (the `general` extra): lm-eval task names
+    # (hellaswag, mmlu, ...: from the hub), a task YAML of your own, or local offline tasks
+    # truthfulqa_mc1, truthfulqa_mc2, ifeval, found under data_dir in the upstream layout or given
+    # as name=PATH. See eval/general.py.
+    general: list[str] = field(default_factory=list)
+    general_limit: int | None = bounded(None, ge=1)  # documents per general task (the first ones); None: all
+    general_max_new_tokens: int | None = bounded(None, ge=1)  # generation tasks (IFEval); None: the task's own (1280)
 
 
 @dataclass
@@ -258,25 +284,42 @@ def _merge(base: dict, new: dict) -> None:
 
 
 def validate(cfg: RunConfig) -> None:
-    check_fields(cfg)  # every number: type and range as declared on its field (bounds.py)
+    check_fields(cfg)  # every number, bool and choice, as declared on its field (bounds.py)
     for name, v in cfg.eval.limits.items():
         check_number(f"eval.limits.{name}", v, int, Bounds(ge=1))
-    for where, t in (("train", cfg.train), ("align.train", cfg.align.train)):
-        if t.truncation not in ("truncate", "drop"):
-            raise ConfigError(f"{where}.truncation must be 'truncate' or 'drop', got {t.truncation!r}")
-    if cfg.model.dtype not in ("float32", "bfloat16", "float16"):
-        raise ConfigError(f"model.dtype must be float32, bfloat16 or float16, got {cfg.model.dtype!r}")
+    if cfg.model.quantize != "none" and cfg.model.full_finetune:
+        raise ConfigError("model.quantize trains a LoRA adapter on quantized weights: it cannot be combined with model.full_finetune")
     e = cfg.eval
     if not e.benchmarks:
         raise ConfigError("eval.benchmarks must name at least one benchmark (see `unforgotten list benchmarks`)")
     if not e.judges:
         raise ConfigError("eval.judges must name at least one judge (see `unforgotten list judges`)")
-    if e.backend not in ("hf", "vllm", "auto"):
-        raise ConfigError(f"eval.backend must be 'hf', 'vllm' or 'auto', got {e.backend!r}")
+    for entry in e.general:
+        if not entry.partition("=")[0].strip():
+            raise ConfigError(f"eval.general entry {entry!r}: expected an lm-eval task name or name=PATH")
+    _validate_stream(cfg.data)
     if not cfg.train.methods:
         raise ConfigError("train.methods must name at least one method (e.g. [sft])")
     if any(not v.strip() or "" in v.split("+") for v in cfg.compare):
         raise ConfigError(f"compare entries must be method names joined by '+', got {cfg.compare}")
+
+
+def _validate_stream(d: DataConfig) -> None:
+    if not isinstance(d.user, list):
+        if d.user_eval or d.orderings is not None:
+            raise ConfigError("data.user_eval and data.orderings are for streams: make data.user a list of tasks")
+        return
+    if not d.user or any(not u.strip() for u in d.user):
+        raise ConfigError("data.user: a stream needs at least one task, each a data source")
+    if len(d.user_eval) != len(d.user):
+        raise ConfigError(f"data.user_eval must name one evaluation per task in data.user ({len(d.user)}), "
+                          f"got {len(d.user_eval)}")
+    from .eval.continual import orderings
+
+    try:
+        orderings(d.orderings, len(d.user))
+    except ValueError as e:
+        raise ConfigError(f"data.orderings: {e}") from None
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:

@@ -141,17 +141,49 @@ def _sha256(path: Path) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-def load_model(source: str | os.PathLike | None = "embedded", *, dtype: torch.dtype = torch.float32):
-    """Load ``(model, tokenizer)`` from any source. GGUF sources go through a safetensors cache."""
+def load_model(source: str | os.PathLike | None = "embedded", *, dtype: torch.dtype = torch.float32,
+               quantize: str = "none"):
+    """Load ``(model, tokenizer)`` from any source. GGUF sources go through a safetensors cache.
+
+    ``quantize`` "4bit" / "8bit": the weights load quantized through bitsandbytes (QLoRA: train a
+    LoRA adapter on top); CUDA only, a clear error anywhere else."""
     from transformers import AutoModelForCausalLM
 
+    extra = {"quantization_config": quantization_config(quantize)} if quantize != "none" else {}
     kind, loc = resolve_source(source)
     if kind == "gguf":
         loc = str(convert_gguf(Path(loc)))
-    model = AutoModelForCausalLM.from_pretrained(loc, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(loc, dtype=dtype, **extra)
+    if extra:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     tokenizer = load_tokenizer(loc)
     model.eval()
     return model, tokenizer
+
+
+def quantization_config(quantize: str):
+    """bitsandbytes settings: 4bit = QLoRA's NF4 with double quantization and bf16 compute."""
+    from .errors import UserInputError
+
+    if quantize not in ("4bit", "8bit"):
+        raise UserInputError(f"model.quantize must be none, 4bit or 8bit (got {quantize!r})")
+    if not torch.cuda.is_available():
+        raise UserInputError(
+            f"model.quantize={quantize} needs a CUDA GPU (bitsandbytes quantizes on the GPU); none is visible "
+            "here: set model.quantize: none"
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise UserInputError(f"model.quantize={quantize} needs bitsandbytes: pip install -e '.[gpu]'") from None
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
 
 
 def load_tokenizer(location: str):

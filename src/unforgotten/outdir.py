@@ -55,7 +55,8 @@ def claim(path: str | os.PathLike, *, wait: bool = False, waiting_note: Callable
         _held[key] = _held.get(key, 0) + 1
     fd = None
     try:
-        if not nested:
+        # under `accelerate launch` / torchrun every process is the same run: the main one locks
+        if not nested and int(os.environ.get("RANK", "0")) == 0:
             fd = _lock_dir(path, wait, waiting_note)
         try:
             yield path

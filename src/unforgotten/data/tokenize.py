@@ -120,6 +120,25 @@ def collate(batch: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels, "index": torch.tensor([e.index for e in batch])}
 
 
+def pack(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A right-padded batch as one row holding every sequence back to back, without padding.
+
+    Each sequence keeps its own position ids (0, 1, ...) and attends only to itself: the
+    attention mask is 4-D and block-diagonal causal, so no token sees another sequence. The first
+    label of each sequence is ignored (from the previous sequence's last token it would predict
+    across the boundary; unpacked, position 0's label is never used either), so the loss sums
+    over exactly the tokens the unpacked batch's does.
+    """
+    lengths = batch["attention_mask"].sum(1).tolist()
+    ids = torch.cat([row[:n] for row, n in zip(batch["input_ids"], lengths)])
+    labels = torch.cat([torch.cat([row[:1].new_full((1,), IGNORE), row[1:n]]) for row, n in zip(batch["labels"], lengths)])
+    positions = torch.cat([torch.arange(n) for n in lengths])
+    segment = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+    mask = (segment[:, None] == segment[None, :]) & torch.ones(len(ids), len(ids), dtype=torch.bool).tril()
+    return {"input_ids": ids[None], "labels": labels[None], "position_ids": positions[None],
+            "attention_mask": mask[None, None], "index": batch["index"]}
+
+
 def length_grouped_batches(
     lengths: list[int], batch_size: int, seed: int, epoch: int, group_factor: int = 16
 ) -> list[list[int]]:

@@ -84,6 +84,7 @@ def _judged(bset: BenchmarkSet, responses: list[str], judges: dict[str, Judge]) 
             by_judge[name] = asr(verdicts)
         elif not harmful_set and "refused" in judge.measures:
             by_judge[name] = refusal_rate(verdicts)
+        by_judge.update(judge.rates(verdicts, harmful_set))
     return {"by_judge": by_judge}, rows
 
 

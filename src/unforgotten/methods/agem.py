@@ -82,13 +82,16 @@ class AGEM(Method):
     replacement, no length grouping, so batches are uniform random subsets; the last batch of a
     pass is smaller when m is not a multiple of the batch size); its position is in
     ``state_dict``, so a resumed run draws the same batches. Under data parallelism every
-    process draws the same batch at the same weights, so g_ref agrees without communication. Counters of steps and
+    process draws the same global batch (``ref_batch_size`` rows per process, like
+    ``train.batch_size``), computes the gradient of its own rows' share of the token mean, and
+    the shares are summed: every process gets the same g_ref, and g (after DDP's all-reduce)
+    is the whole step's gradient, so the projection is the single-process one. Counters of steps and
     projections are kept (``stats()``, ``state_dict``) and written to ``train_log.jsonl`` as a
     record ``{"method": "agem", ...}`` next to the loop's own, every ``train.log_every`` steps.
 
     Hyperparameters:
       ref_batch_size = None: the training step's batch size (train.batch_size x train.grad_accum),
-        at most m. Our choice, following mammoth's A-GEM (memory batch = training minibatch size);
+        at most m; per process, like train.batch_size. Our choice, following mammoth's A-GEM (memory batch = training minibatch size);
         the official A-GEM code (facebookresearch/agem) samples larger memory batches (256, or 128
         on CUB/AWA, while training on batches of 10), and avalanche leaves it a parameter. On an
         LLM each reference example costs a forward and a backward, so matching the training batch
@@ -98,6 +101,7 @@ class AGEM(Method):
     """
 
     name: ClassVar[str] = "agem"
+    shardable: ClassVar[bool] = False  # see Method.shardable
     needs_safety_data: ClassVar[bool] = True
 
     ref_batch_size: int | None = bounded(None, ge=1)
@@ -118,14 +122,30 @@ class AGEM(Method):
     def setup(self, ctx) -> None:
         from ..errors import UserInputError
 
-        records = ctx.safety_data or []
+        records = list(ctx.safety_data or []) + list(getattr(self, "_past_tasks", []))
+        self._n_safety = len(ctx.safety_data or [])
+        self._stage_records = list(ctx.user_data)
         if not ctx.encode(records):
             raise UserInputError("agem: no safety sample left after encoding; the memory is empty")
-        size = self.ref_batch_size or ctx.config.batch_size * ctx.config.grad_accum
+        size = (self.ref_batch_size or ctx.config.batch_size * ctx.config.grad_accum) * ctx.num_processes
         seed = self.seed if self.seed is not None else ctx.config.seed + SEED_OFFSET
         # A-GEM samples memory batches uniformly; length grouping would bias their composition.
         self._stream = ctx.stream(records, batch_size=size, seed=seed, group_by_length=False)
         self._it = None
+
+    carries: ClassVar[str] = (
+        "its memory, grown: the safety buffer plus, per past task, a seeded sample of that stage's "
+        "data as large as the safety buffer"
+    )
+
+    def carry_state(self) -> dict[str, Any] | None:
+        from .base import past_task_sample
+
+        return {"past_tasks": list(getattr(self, "_past_tasks", []))
+                + past_task_sample(self._stage_records, self._n_safety, seed=len(getattr(self, "_past_tasks", [])))}
+
+    def load_carry(self, state: dict[str, Any] | None) -> None:
+        self._past_tasks = list((state or {}).get("past_tasks", []))
 
     def next_ref_batch(self) -> dict[str, torch.Tensor]:
         if self._it is None:
@@ -140,9 +160,10 @@ class AGEM(Method):
         from ..train.context import forward_with_labels
 
         model = ctx.unwrapped_model()
+        n_tok = int((batch["labels"][:, 1:] != IGNORE).sum())  # the whole (global) batch's
+        batch = ctx.local_rows(batch)
         rows = len(batch["input_ids"])
         chunk = max(1, ctx.config.batch_size)
-        n_tok = int((batch["labels"][:, 1:] != IGNORE).sum())
         total = [torch.zeros_like(p, dtype=torch.float32) for p in params]
         for start in range(0, rows, chunk):
             part = {k: v[start : start + chunk] for k, v in batch.items()}
@@ -155,7 +176,7 @@ class AGEM(Method):
             for acc, g in zip(total, grads):
                 if g is not None:
                     acc.add_(g.float())
-        return torch.cat([t.reshape(-1) for t in total])
+        return ctx.sum_across(torch.cat([t.reshape(-1) for t in total]))
 
     # per step ---------------------------------------------------------------------
 

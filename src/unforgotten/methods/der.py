@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..data.tokenize import Encoded, collate
 from ..bounds import bounded, one_of
+from ..data.tokenize import Encoded, collate
 from .base import Method
-from .replay import StepReplay, _shifted_label_count, micro_sizes
+from .replay import StepReplay, micro_sizes, shifted_label_count
 
 STORAGES = ("topk", "exact")
 
@@ -105,6 +105,12 @@ class DER(Method):
     """
 
     name = "der"
+    carries: ClassVar[str] = (
+        "its memory: the aligned model's outputs on the safety buffer (a stream trains one adapter over "
+        "the aligned model, so targets computed with the adapter off are the same at every stage); "
+        "past tasks are not added"
+    )
+    packable: ClassVar[bool] = False  # see Method.packable
     needs_safety_data: ClassVar[bool] = True
 
     alpha: float = bounded(0.3, ge=0)
@@ -126,7 +132,23 @@ class DER(Method):
 
     def setup(self, ctx) -> None:
         self.replay = StepReplay(ctx, ctx.safety_data or [])
-        self.build_buffer(ctx, self.replay.samples)
+        if ctx.num_processes == 1:
+            self.build_buffer(ctx, self.replay.samples)
+            return
+        # each process computes the targets of its block of the buffer; the blocks are joined in order
+        samples = self.replay.samples
+        if len(samples) < ctx.num_processes:
+            from ..errors import UserInputError
+
+            raise UserInputError(f"der: the safety buffer has {len(samples)} samples, fewer than the {ctx.num_processes} processes")
+        self.build_buffer(ctx, ctx.local_share(samples))
+        self.values = ctx.cat_across(self.values)
+        self.indices = ctx.cat_across(self.indices) if self.indices is not None else None
+        self.rows, start = {}, 0
+        for e in samples:
+            c = shifted_label_count(e)
+            self.rows[e.index] = (start, start + c)
+            start += c
 
     @torch.no_grad()
     def build_buffer(self, ctx, samples: list[Encoded]) -> None:
@@ -134,7 +156,7 @@ class DER(Method):
         from ..train.context import forward_with_labels
 
         t0 = time.perf_counter()
-        counts = [_shifted_label_count(e) for e in samples]
+        counts = [shifted_label_count(e) for e in samples]
         total = sum(counts)
         values = indices = None  # allocated at the first batch (V known), filled in place: no 2x peak
         rows, start = {}, 0

@@ -443,7 +443,7 @@ class GradSelect(Method):
         # length-sorted batches (less padding); deterministic
         order = sorted(range(len(samples)), key=lambda i: (len(samples[i].input_ids), i))
         bs = self.score_batch_size or ctx.config.batch_size
-        chunks = [order[i : i + bs] for i in range(0, len(order), bs)]
+        chunks = ctx.local_share([order[i : i + bs] for i in range(0, len(order), bs)])  # joined below
         norms = torch.full((len(samples),), float("nan"))
         losses = torch.full((len(samples),), float("nan"))
         pad = ctx.tokenizer.pad_token_id
@@ -477,6 +477,10 @@ class GradSelect(Method):
         finally:
             model.train(was_training)
         seconds = time.perf_counter() - t0
+        if ctx.num_processes > 1:  # every process scored its block of batches: join the scores
+            mine = torch.tensor([i for idx in chunks for i in idx], dtype=torch.long)
+            rows = ctx.cat_across(torch.stack([mine.float(), norms[mine], losses[mine]], 1))
+            norms[rows[:, 0].long()], losses[rows[:, 0].long()] = rows[:, 1], rows[:, 2]
         return {"norms": norms, "losses": losses, "scorer": ladder[0], "scorer_notes": notes, "seconds": seconds}
 
     def prepare_data(self, ctx: "TrainContext", user_data: list["Record"], safety_data: list["Record"] | None) -> list["Record"]:
@@ -523,6 +527,8 @@ class GradSelect(Method):
             "poison": stats,
             "samples": rows,
         }
+        if not ctx.is_main:
+            return [r for pos, r in enumerate(records) if pos not in dropped_pos]
         out = ctx.output_dir / "gradselect.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(self.report, indent=2))

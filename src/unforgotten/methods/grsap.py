@@ -240,24 +240,27 @@ class GRSAP(Method):
         if n_target == 0:
             n_per_domain = 0
         out_dir = Path(ctx.output_dir)
-        with ctx.setup_reference() as model:  # LoRA: the base with the adapter off; full FT: the model itself
-            # synthesis is the slow part (hundreds of sampled generations): a resumed or re-run
-            # fine-tune with the same settings and starting weights reuses what it wrote last time
-            key = self.synthesis_key(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)
-            reused = _read_synthesis(out_dir, key)
-            if reused is not None:
-                rows, stats = reused
-                log.info("grsap: reusing %d synthesized candidates from %s", len(rows), out_dir)
-            else:
-                rows, stats = self.synthesize(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)
-        stats["n_user"] = len(user_data)
-        stats["synthesis_key"] = key
+        # several processes: the main one synthesizes and writes, the others then reuse what it wrote
+        with ctx.main_process_first():
+            with ctx.setup_reference() as model:  # LoRA: the base with the adapter off; full FT: the model itself
+                # synthesis is the slow part (hundreds of sampled generations): a resumed or re-run
+                # fine-tune with the same settings and starting weights reuses what it wrote last time
+                key = self.synthesis_key(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)
+                reused = _read_synthesis(out_dir, key)
+                if reused is not None:
+                    rows, stats = reused
+                    log.info("grsap: reusing %d synthesized candidates from %s", len(rows), out_dir)
+                else:
+                    rows, stats = self.synthesize(model, ctx.tokenizer, n_target, n_per_domain, seed, ctx.config.max_length)
+            stats["n_user"] = len(user_data)
+            stats["synthesis_key"] = key
+            if ctx.is_main:
+                _write(out_dir, rows, stats)
         self.stats = stats
         synthetic = [
             make_record(r["request"], r["response"], id=r["id"], source="grsap", category=r["domain"], difficulty=r["difficulty"])
             for r in rows if r["status"] == "selected"
         ]
-        _write(out_dir, rows, stats)
         if len(synthetic) < n_target:
             warnings.warn(
                 f"grsap: only {len(synthetic)} of the {n_target} synthetic safety pairs survived the filters "
@@ -282,115 +285,153 @@ class GRSAP(Method):
         return hashlib.sha256(f"{settings}\n{weights}".encode()).hexdigest()
 
     def synthesize(self, model, tok, n_target: int, n_per_domain: int, seed: int, max_length: int) -> tuple[list[dict], dict]:
-        """Run steps 1-6 with ``model``; returns one row per candidate and the statistics."""
-        from ..eval.generate import generate, generate_text, render_prompt
+        """Run steps 1-6 with ``model``; returns one row per candidate and the statistics.
 
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        gen = dict(batch_size=self.batch_size)
-        rows: list[dict[str, Any]] = []
-        # 1. requests
+        Each step marks the rows it drops (``status``, ``reason``) and returns the indices still
+        alive; the decisions themselves are the pure functions of ``grsap_filters.py``.
+        """
+        run = _Run(self, model, tok, seed, max_length)
+        alive = run.requests(n_per_domain)  # 1. requests
+        if alive and self.ppl_target == "request":  # 2. perplexity of the request text alone (the paper's)
+            alive = run.ppl_filter(alive, run.request_samples(alive))
+        alive = run.dedup(alive)  # 3. near-duplicates
+        alive = run.respond(alive)  # 4. the model's own responses (and their perplexity, if so chosen)
+        alive, n_revised = run.judge(alive)  # 5. safe = easy; unsafe = hard, revised, kept if now safe
+        return run.rows, run.draw(alive, n_target, n_per_domain, n_revised)  # 6. the hard/easy draw
+
+
+@dataclasses.dataclass
+class _Run:
+    """One synthesis: the candidate rows and the model that writes and scores them."""
+
+    m: GRSAP
+    model: Any
+    tok: Any
+    seed: int
+    max_length: int
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    cutoffs: tuple[float, float] = (float("nan"), float("nan"))
+
+    @property
+    def pad(self) -> int:
+        return self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+
+    def requests(self, n_per_domain: int) -> list[int]:
+        from ..eval.generate import generate_text, render_prompt
+
+        m, tok = self.m, self.tok
         prompts, domains = [], []
-        for d in self.domains:
-            if self.extraction == "prefill":
+        for d in m.domains:
+            if m.extraction == "prefill":
                 p = _prefill_prompt(tok, d)
             else:
                 p = render_prompt(tok, [{"role": "user", "content": INSTRUCT_USER.format(domain=d)}])
             prompts += [p] * n_per_domain
             domains += [d] * n_per_domain
         # prompts are already rendered text: the prefill prompt ends inside an assistant turn
-        raw = generate_text(model, tok, prompts, max_new_tokens=self.request_max_new_tokens,
-                            do_sample=self.request_temperature > 0, temperature=self.request_temperature,
-                            top_p=self.request_top_p, seed=seed, progress=False, **gen)
+        raw = generate_text(self.model, tok, prompts, max_new_tokens=m.request_max_new_tokens,
+                            do_sample=m.request_temperature > 0, temperature=m.request_temperature,
+                            top_p=m.request_top_p, seed=self.seed, progress=False, batch_size=m.batch_size)
         for i, (d, text) in enumerate(zip(domains, raw)):
-            req = parse_request(text, self.extraction)
-            rows.append({"id": f"grsap-{i:05d}", "domain": d, "generation": text, "request": req, "response": None,
-                         "original_response": None, "ppl": None, "ppl_target": self.ppl_target, "difficulty": None,
-                         "status": "dropped" if req is None else None, "reason": "unparsed" if req is None else None})
-        alive = [i for i, r in enumerate(rows) if r["status"] is None]
-        cutoffs = (float("nan"), float("nan"))
+            req = parse_request(text, m.extraction)
+            self.rows.append({"id": f"grsap-{i:05d}", "domain": d, "generation": text, "request": req, "response": None,
+                              "original_response": None, "ppl": None, "ppl_target": m.ppl_target, "difficulty": None,
+                              "status": "dropped" if req is None else None, "reason": "unparsed" if req is None else None})
+        return [i for i, r in enumerate(self.rows) if r["status"] is None]
 
-        def ppl_filter(alive: list[int], samples: list[Encoded]) -> list[int]:
-            nll = mean_nll(model, samples, pad, min(self.batch_size, SCORE_BATCH))
-            ppl = [math.exp(v) if math.isfinite(v) else float("nan") for v in nll]
-            keep, lo, hi = percentile_keep(ppl, self.ppl_low_percentile, self.ppl_percentile)
-            for i, p in zip(alive, ppl):
-                rows[i]["ppl"] = p if math.isfinite(p) else None
-            nonlocal cutoffs
-            cutoffs = (lo, hi)
-            _drop(rows, [alive[j] for j in sorted(set(range(len(alive))) - set(keep))], "ppl")
-            return [alive[j] for j in keep]
+    def request_ids(self, alive: list[int]) -> list[list[int]]:
+        return [self.tok(self.rows[i]["request"])["input_ids"][: self.max_length] for i in alive]
 
-        # 2. perplexity of the request text alone (the paper's)
-        req_ids = [tok(rows[i]["request"])["input_ids"][:max_length] for i in alive]
-        if alive and self.ppl_target == "request":
-            alive = ppl_filter(alive, [Encoded(ids, list(ids), j) for j, ids in enumerate(req_ids)])
-            req_ids = [tok(rows[i]["request"])["input_ids"][:max_length] for i in alive]
-        # 3. near-duplicates
-        if alive:
-            emb = mean_pooled_embeddings(model, req_ids, pad, self.batch_size)
-            keep = dedup_keep_first(emb, self.dedup_threshold, [normalize_text(rows[i]["request"]) for i in alive], self.dedup_center)
-            _drop(rows, [alive[j] for j in sorted(set(range(len(alive))) - set(keep))], "duplicate")
-            alive = [alive[j] for j in keep]
-        # 4. the model's own responses
+    def request_samples(self, alive: list[int]) -> list[Encoded]:
+        """Each request's tokens as a sample whose every token is scored (perplexity of the text)."""
+        return [Encoded(ids, list(ids), j) for j, ids in enumerate(self.request_ids(alive))]
+
+    def ppl_filter(self, alive: list[int], samples: list[Encoded]) -> list[int]:
+        nll = mean_nll(self.model, samples, self.pad, min(self.m.batch_size, SCORE_BATCH))
+        ppl = [math.exp(v) if math.isfinite(v) else float("nan") for v in nll]
+        keep, lo, hi = percentile_keep(ppl, self.m.ppl_low_percentile, self.m.ppl_percentile)
+        for i, p in zip(alive, ppl):
+            self.rows[i]["ppl"] = p if math.isfinite(p) else None
+        self.cutoffs = (lo, hi)
+        _drop(self.rows, [alive[j] for j in sorted(set(range(len(alive))) - set(keep))], "ppl")
+        return [alive[j] for j in keep]
+
+    def dedup(self, alive: list[int]) -> list[int]:
+        if not alive:
+            return alive
+        emb = mean_pooled_embeddings(self.model, self.request_ids(alive), self.pad, self.m.batch_size)
+        keys = [normalize_text(self.rows[i]["request"]) for i in alive]
+        keep = dedup_keep_first(emb, self.m.dedup_threshold, keys, self.m.dedup_center)
+        _drop(self.rows, [alive[j] for j in sorted(set(range(len(alive))) - set(keep))], "duplicate")
+        return [alive[j] for j in keep]
+
+    def _generate(self, messages: list[list[dict[str, str]]], temperature: float, top_p: float, seed: int) -> list[str]:
+        from ..eval.generate import generate
+
+        return generate(self.model, self.tok, messages, max_new_tokens=self.m.response_max_new_tokens,
+                        do_sample=temperature > 0, temperature=temperature or 1.0, top_p=top_p, seed=seed,
+                        progress=_progress(), batch_size=self.m.batch_size)
+
+    def respond(self, alive: list[int]) -> list[int]:
+        rows, m = self.rows, self.m
         msgs = [[{"role": "user", "content": rows[i]["request"]}] for i in alive]
-        responses = generate(model, tok, msgs, max_new_tokens=self.response_max_new_tokens, do_sample=self.response_temperature > 0,
-                             temperature=self.response_temperature or 1.0, top_p=self.response_top_p, seed=seed + 1,
-                             progress=_progress(), **gen) if alive else []
+        responses = self._generate(msgs, m.response_temperature, m.response_top_p, self.seed + 1) if alive else []
         for i, resp in zip(alive, responses):
             rows[i]["response"] = resp
         _drop(rows, [i for i in alive if not rows[i]["response"]], "empty_response")
         alive = [i for i in alive if rows[i]["response"]]
-        if alive and self.ppl_target == "response":
+        if alive and m.ppl_target == "response":
             recs = [make_record(rows[i]["request"], rows[i]["response"]) for i in alive]
-            samples, _ = encode_records(tok, recs, max_length, "truncate")
+            samples, _ = encode_records(self.tok, recs, self.max_length, "truncate")
             by_index = {e.index: e for e in samples}
             full = [by_index.get(j, Encoded([0], [-100], j)) for j in range(len(alive))]  # dropped by encode: NaN
-            alive = ppl_filter(alive, full)
-        # 5. judge: safe = easy; unsafe = hard, revised with a refusal hint, kept if now safe
-        n_revised = 0
-        if self.judge == NO_JUDGE:
+            alive = self.ppl_filter(alive, full)
+        return alive
+
+    def judge(self, alive: list[int]) -> tuple[list[int], int]:
+        rows, m = self.rows, self.m
+        if m.judge == NO_JUDGE:
             for i in alive:
                 rows[i]["difficulty"] = "easy"
-        elif alive:
-            from ..eval.judges import get_judge
+            return alive, 0
+        if not alive:
+            return alive, 0
+        from ..eval.judges import get_judge
 
-            judge = get_judge(self.judge)
-            safe, unsafe = judge_split(judge.judge([rows[i]["request"] for i in alive], [rows[i]["response"] for i in alive]))
-            for j in safe:
-                rows[alive[j]]["difficulty"] = "easy"
-            hard = [alive[j] for j in unsafe]
-            if hard:
-                n_revised = len(hard)
-                revised = generate(model, tok, [[{"role": "user", "content": rows[i]["request"] + REVISION_SUFFIX}] for i in hard],
-                                   max_new_tokens=self.response_max_new_tokens, do_sample=self.revision_temperature > 0,
-                                   temperature=self.revision_temperature or 1.0, top_p=self.revision_top_p, seed=seed + 2,
-                                   progress=_progress(), **gen)
-                safe2, _ = judge_split(judge.judge([rows[i]["request"] for i in hard], revised))
-                ok = set(safe2)
-                for j, i in enumerate(hard):
-                    rows[i]["original_response"], rows[i]["response"] = rows[i]["response"], revised[j]
-                    rows[i]["difficulty"] = "hard"
-                _drop(rows, [i for j, i in enumerate(hard) if j not in ok], "judge")
-            alive = [i for i in alive if rows[i]["status"] is None]
-        # 6. the hard/easy draw
+        judge = get_judge(m.judge)
+        safe, unsafe = judge_split(judge.judge([rows[i]["request"] for i in alive], [rows[i]["response"] for i in alive]))
+        for j in safe:
+            rows[alive[j]]["difficulty"] = "easy"
+        hard = [alive[j] for j in unsafe]
+        if hard:
+            revised = self._generate([[{"role": "user", "content": rows[i]["request"] + REVISION_SUFFIX}] for i in hard],
+                                     m.revision_temperature, m.revision_top_p, self.seed + 2)
+            safe2, _ = judge_split(judge.judge([rows[i]["request"] for i in hard], revised))
+            ok = set(safe2)
+            for j, i in enumerate(hard):
+                rows[i]["original_response"], rows[i]["response"] = rows[i]["response"], revised[j]
+                rows[i]["difficulty"] = "hard"
+            _drop(rows, [i for j, i in enumerate(hard) if j not in ok], "judge")
+        return [i for i in alive if rows[i]["status"] is None], len(hard)
+
+    def draw(self, alive: list[int], n_target: int, n_per_domain: int, n_revised: int) -> dict[str, Any]:
+        rows, m = self.rows, self.m
         hard_pool = [i for i in alive if rows[i]["difficulty"] == "hard"]
         easy_pool = [i for i in alive if rows[i]["difficulty"] == "easy"]
-        sel_hard, sel_easy = select_hard_easy(hard_pool, easy_pool, n_target, self.hard_fraction, random.Random(seed))
+        sel_hard, sel_easy = select_hard_easy(hard_pool, easy_pool, n_target, m.hard_fraction, random.Random(self.seed))
         chosen = set(sel_hard) | set(sel_easy)
         for i in alive:
             rows[i]["status"] = "selected" if i in chosen else "unused"
-        dropped = {r: sum(1 for x in rows if x["reason"] == r) for r in REASONS}
-        stats = {
-            "generated": len(rows), "dropped": dropped, "passed_filters": len(alive),
-            "easy_available": len(easy_pool), "hard_available": len(hard_pool), "revised": n_revised,
-            "target": n_target, "selected": len(chosen), "selected_hard": len(sel_hard), "selected_easy": len(sel_easy),
-            "shortfall": n_target - len(chosen), "unused": len(alive) - len(chosen),
-            "ppl_target": self.ppl_target, "ppl_cutoffs": [_num(cutoffs[0]), _num(cutoffs[1])],
-            "n_per_domain": n_per_domain, "n_domains": len(self.domains), "extraction": self.extraction,
-            "judge": self.judge, "hard_fraction": self.hard_fraction, "mix_ratio": self.mix_ratio,
-            "n_synthetic": self.n_synthetic, "seed": seed,
+        return {
+            "generated": len(rows), "dropped": {r: sum(1 for x in rows if x["reason"] == r) for r in REASONS},
+            "passed_filters": len(alive), "easy_available": len(easy_pool), "hard_available": len(hard_pool),
+            "revised": n_revised, "target": n_target, "selected": len(chosen), "selected_hard": len(sel_hard),
+            "selected_easy": len(sel_easy), "shortfall": n_target - len(chosen), "unused": len(alive) - len(chosen),
+            "ppl_target": m.ppl_target, "ppl_cutoffs": [_num(self.cutoffs[0]), _num(self.cutoffs[1])],
+            "n_per_domain": n_per_domain, "n_domains": len(m.domains), "extraction": m.extraction,
+            "judge": m.judge, "hard_fraction": m.hard_fraction, "mix_ratio": m.mix_ratio,
+            "n_synthetic": m.n_synthetic, "seed": self.seed,
         }
-        return rows, stats
 
 
 def _progress() -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import torch
 
@@ -119,6 +119,9 @@ class Lisa(Method):
     """
 
     name = "lisa"
+    carries: ClassVar[str] = "its safety data: the same buffer drives the alignment phases of every stage (the phase schedule restarts per stage)"
+    shardable: ClassVar[bool] = False  # see Method.shardable
+    packable: ClassVar[bool] = False  # see Method.packable
     needs_safety_data = True
 
     alignment_steps: int = bounded(100, ge=0)
@@ -158,8 +161,9 @@ class Lisa(Method):
         cfg = ctx.config
         if not ctx.encode(ctx.safety_data):
             raise UserInputError("method 'lisa': no safety sample is left after encoding (all too long for max_length?)")
-        # batch size and length grouping as the user stream, so the accumulation equivalence holds
-        self._stream = ctx.stream(ctx.safety_data, batch_size=cfg.batch_size, seed=cfg.seed)
+        # global batches and length grouping as the user stream's (the loop gives each process its
+        # rows), so the accumulation and process-count equivalences hold
+        self._stream = ctx.stream(ctx.safety_data, batch_size=cfg.batch_size * ctx.num_processes, seed=cfg.seed)
         self._pos = 0
         self._gen = self._take()
         self._anchor = {n: p.detach().clone() for n, p in ctx.trainable().items()}

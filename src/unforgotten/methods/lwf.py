@@ -80,6 +80,7 @@ class LwF(Method):
     """
 
     name: ClassVar[str] = "lwf"
+    packable: ClassVar[bool] = False  # see Method.packable
     needs_hidden_states: ClassVar[bool] = True
 
     beta: float = bounded(0.1, ge=0)
@@ -110,7 +111,7 @@ class LwF(Method):
             raise RuntimeError("lwf: the loop passed no hidden states (needs_hidden_states is set, so this is a bug)")
         mask = batch["attention_mask"].to(outputs.hidden.device)
         teacher = self.teacher_hidden(ctx, batch)
-        step_positions = sum(int(b["attention_mask"].sum()) for b in ctx.micro_batches) or int(mask.sum())
+        step_positions = ctx.sum_across(sum(int(b["attention_mask"].sum()) for b in ctx.micro_batches)) or int(mask.sum())
         term = hidden_distillation_sum(outputs.hidden, teacher, mask, self.hidden_reduction) / max(step_positions, 1)
         self.last_term = float(term.detach())
         return task_loss + self.beta * term.to(task_loss.device)

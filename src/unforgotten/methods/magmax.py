@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -104,6 +104,7 @@ class MagMax(Method):
     """
 
     name = "magmax"
+    shardable: ClassVar[bool] = False  # see Method.shardable
     replaces_model = True
 
     lam: float = bounded(0.5, gt=0)
@@ -138,6 +139,8 @@ class MagMax(Method):
                 n_total += t.numel()
                 t.copy_((b.float() + self.lam * pick).to(t.dtype))
         ctx.model = plain
+        if not ctx.is_main:
+            return
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         (ctx.output_dir / "magmax.json").write_text(json.dumps({
             "lam": self.lam, "parameters": len(targets), "entries": n_total,

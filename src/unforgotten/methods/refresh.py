@@ -130,6 +130,8 @@ class Refresh(Method):
     """
 
     name = "refresh"
+    shardable: ClassVar[bool] = False  # see Method.shardable
+    packable: ClassVar[bool] = False  # see Method.packable
     needs_safety_data: ClassVar[bool] = True
 
     gamma: float = bounded(0.01, ge=0)
@@ -173,12 +175,13 @@ class Refresh(Method):
         samples = list(self.replay.samples)
         if self.fisher_samples is not None and self.fisher_samples < len(samples):
             samples = random.Random(ctx.config.seed).sample(samples, self.fisher_samples)
+        n_all, samples = len(samples), ctx.local_share(samples)  # each process its block, summed below
         pad = ctx.tokenizer.pad_token_id
 
         def weighted_grads():
             # ctx.model at the starting weights IS the aligned model (a fresh LoRA adapter is a
             # no-op), and we need gradients w.r.t. its trainable weights; eval mode: no dropout
-            with _eval(ctx.model) as model:
+            with _eval(ctx.unwrapped_model()) as model:
                 for e in samples:
                     out = forward_with_labels(model, ctx.to_device(collate([e], pad)))
                     nll = out.loss_sum / max(out.n_tokens, 1)  # token-mean NLL of this response
@@ -187,7 +190,8 @@ class Refresh(Method):
                         torch.zeros_like(t) if gi is None else gi.detach() for gi, t in zip(g, tensors)
                     ]
 
-        return dict(zip(names, empirical_fisher(weighted_grads())))
+        local = empirical_fisher(weighted_grads()) if samples else [torch.zeros_like(t) for t in tensors]
+        return {n: ctx.sum_across(f * len(samples)) / n_all for n, f in zip(names, local)}
 
     # ---------------------------------------------------------------- per step
 
@@ -210,9 +214,8 @@ class Refresh(Method):
                 for total, gi in zip(grads, g):
                     if gi is not None:
                         total.add_(gi)
-            acc = ctx.accelerator
-            if acc is not None and acc.num_processes > 1:  # average over processes, as DDP does
-                grads = [acc.reduce(g, reduction="mean") for g in grads]
+            # each process's share of the whole step's token mean (ctx.step_tokens counts all processes)
+            grads = [ctx.sum_across(g) for g in grads]
             gen = step_noise_generator(self.seed, ctx.step, j)
             with torch.no_grad():
                 for name, t, g in zip(names, tensors, grads):

@@ -20,9 +20,13 @@ class StepReplay:
     slice per user micro-batch, of the same sizes. Batch 4 x accumulation 1 and batch 2 x
     accumulation 2 thus replay the same examples, and a term normalised by the step's replay
     tokens (:attr:`tokens`) has the same total either way. ``pos`` is all the state.
+
+    With several processes the draw is for the whole step on all processes (the same on each),
+    every process replays its own block of it, and :attr:`tokens` counts the whole draw's.
     """
 
     def __init__(self, ctx, records, seed: int | None = None):
+        self.ctx = ctx
         self.stream = ctx.stream(records, batch_size=1, seed=seed, group_by_length=False)  # a plain seeded shuffle
         self.samples = self.stream.samples
         self.by_index: dict[int, Encoded] = {s.index: s for s in self.samples}
@@ -40,14 +44,16 @@ class StepReplay:
     def draw_step(self, sizes: list[int]) -> None:
         if self._it is None:
             self._it = self.stream.iterate(self.pos)
-        n = sum(sizes)
+        per_process = self.ctx.cat_across(torch.tensor([sum(sizes)])).tolist()  # [n] in one process
+        n = sum(per_process)
         picked = [self.by_index[int(next(self._it)["index"][0])] for _ in range(n)]
         self.pos += n
-        self.slices, start = [], 0
+        self.tokens = sum(shifted_label_count(e) for e in picked)
+        start = sum(per_process[: self.ctx.process_index])  # this process's block of the draw
+        self.slices = []
         for s in sizes:
             self.slices.append(picked[start : start + s])
             start += s
-        self.tokens = sum(_shifted_label_count(e) for e in picked)
         self._next = 0
 
     def next_slice(self) -> tuple[list[Encoded], dict[str, torch.Tensor]]:
@@ -59,7 +65,7 @@ class StepReplay:
         return encs, collate(encs, self.pad_id)
 
 
-def _shifted_label_count(e: Encoded) -> int:
+def shifted_label_count(e: Encoded) -> int:
     """Label tokens the loss sees (labels are shifted by one: the first position never counts)."""
     return sum(1 for t in e.labels[1:] if t != IGNORE)
 

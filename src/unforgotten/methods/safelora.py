@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -223,6 +223,7 @@ class SafeLoRA(Method):
     """
 
     name = "safelora"
+    shardable: ClassVar[bool] = False  # see Method.shardable
 
     threshold: float = bounded(0.5, ge=-1, le=1)
     select: str = one_of("threshold", SELECT_MODES)
@@ -269,6 +270,8 @@ class SafeLoRA(Method):
                 for s in scores
             ],
         }
+        if not ctx.is_main:
+            return
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         (ctx.output_dir / "safelora.json").write_text(json.dumps(report, indent=2))
 

@@ -6,6 +6,7 @@ Thin wrappers, like every command: the work is in ``app.py``, ``worker.py`` and 
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,9 @@ def register(app: typer.Typer, guard: Callable) -> None:
         app_ = create_app(settings)  # migrates the store before any worker starts
         cmd = [sys.executable, "-m", "unforgotten.cli", "worker"] + (["-c", str(config)] if config else [])
         procs = [subprocess.Popen(cmd) for _ in range(workers)]
+        # uvicorn shuts down on SIGTERM and then re-raises it to the handler in place before it
+        # started; this one lets the `finally` below stop the workers instead of dying first.
+        signal.signal(signal.SIGTERM, lambda *_: None)
         try:
             uvicorn.run(app_, host=settings.host, port=settings.port, log_level="info")
         finally:

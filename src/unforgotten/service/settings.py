@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ..bounds import bounded, check_fields
+from ..bounds import bounded, check_fields, one_of
 from ..config import RunConfig, from_dict, load_config, to_dict
 from ..errors import ConfigError
 
@@ -37,7 +37,7 @@ class ScreeningConfig:
     # reject the file | drop flagged rows | keep them (record the flags) and rely on the method and the gate.
     # Default keep: the judges today flag nearly every benign task row too (benchmarks/screening.py,
     # docs/service.md), so drop or reject would refuse ordinary uploads.
-    policy: str = "keep"
+    policy: str = one_of("keep", ("reject", "drop", "keep"))
     max_flagged_fraction: float = bounded(1.0, ge=0, le=1)  # reject anyway above this share of flagged rows
 
 
@@ -83,9 +83,7 @@ class ServiceConfig:
 
 
 def validate(cfg: ServiceConfig) -> None:
-    check_fields(cfg)  # every number's type and range, as declared with bounded() above (bounds.py)
-    if cfg.screening.policy not in ("reject", "drop", "keep"):
-        raise ConfigError(f"screening.policy must be reject, drop or keep, got {cfg.screening.policy!r}")
+    check_fields(cfg)  # every number, bool and choice, as declared above with bounded() / one_of() (bounds.py)
     if not cfg.models:
         raise ConfigError("models must offer at least one model id")
     if cfg.lease_s <= cfg.heartbeat_s:

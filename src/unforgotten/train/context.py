@@ -76,7 +76,8 @@ def forward_with_labels(model, batch: dict[str, torch.Tensor], want_hidden: bool
     else:
         out = model(
             input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
+            attention_mask=batch["attention_mask"],  # 4-D block-diagonal for a packed batch
+            position_ids=batch.get("position_ids"),
             logits_to_keep=keep,
             output_hidden_states=want_hidden,
             use_cache=False,
@@ -136,13 +137,25 @@ class TrainContext:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def forward(self, batch: dict[str, torch.Tensor], want_hidden: bool = False) -> StepOutputs:
-        return forward_with_labels(self.model, self.to_device(batch), want_hidden, self.config.share_prefix)
+        return forward_with_labels(self.model, self.to_device(batch), want_hidden, self.share_prefix)
+
+    @property
+    def share_prefix(self) -> bool:
+        """``train.share_prefix``; when null, on for a CPU and off for a GPU (where the extra prefix
+        pass cost more than it saved: issue 17). Off under gradient checkpointing, which keeps no
+        key/value cache to share, and with several processes: whether a batch has a long enough
+        shared prefix depends on each process's rows, and DDP needs the same forward calls on all."""
+        if getattr(self.config, "gradient_checkpointing", False) or self.num_processes > 1:
+            return False
+        setting = self.config.share_prefix
+        return self.device.type == "cpu" if setting is None else bool(setting)
 
     @contextlib.contextmanager
     def reference(self) -> Iterator[torch.nn.Module]:
         """The model before this fine-tune: the LoRA base with the adapter off, or a frozen copy."""
-        if is_peft(self.model):
-            with peft_reference(self.model) as m:
+        model = self.unwrapped_model()
+        if is_peft(model):
+            with peft_reference(model) as m:
                 yield m
             return
         if self._frozen_copy is None:
@@ -151,8 +164,9 @@ class TrainContext:
 
     def snapshot_reference(self) -> None:
         """Full fine-tuning only: keep a frozen copy of the starting weights (costs one model)."""
-        if not is_peft(self.model) and self._frozen_copy is None:
-            self._frozen_copy = copy.deepcopy(self.model).eval().requires_grad_(False)
+        model = self.unwrapped_model()
+        if not is_peft(model) and self._frozen_copy is None:
+            self._frozen_copy = copy.deepcopy(model).eval().requires_grad_(False)
 
     @contextlib.contextmanager
     def setup_reference(self) -> Iterator[torch.nn.Module]:
@@ -163,11 +177,11 @@ class TrainContext:
         *is* the starting model while ``setup`` runs (so no copy is kept for the whole run). Use it
         only before the first step; afterwards use :meth:`reference`.
         """
-        if is_peft(self.model) or self._frozen_copy is not None:
+        model = self.unwrapped_model()
+        if is_peft(model) or self._frozen_copy is not None:
             with self.reference() as m:
                 yield m
             return
-        model = self.model
         was_training = model.training
         model.eval()
         try:
@@ -190,7 +204,7 @@ class TrainContext:
 
     def aligned_state_dict(self) -> dict[str, torch.Tensor]:
         """The starting (aligned) weights by plain HF parameter name, without LoRA layers."""
-        model = self.model
+        model = self.unwrapped_model()
         if is_peft(model):
             base = model.get_base_model()
             out = {}
@@ -209,4 +223,66 @@ class TrainContext:
         return self.accelerator.unwrap_model(self.model) if self.accelerator is not None else self.model
 
     def trainable(self) -> dict[str, torch.nn.Parameter]:
-        return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        """Trainable parameters by their name in the unwrapped model (the same in any process count)."""
+        return {n: p for n, p in self.unwrapped_model().named_parameters() if p.requires_grad}
+
+    # ---- several processes (accelerate launch / torchrun). Every process sees the same global
+    # batches and trains on its own rows of them; whatever is computed over a whole buffer
+    # (Fisher, stored targets, per-sample scores) is split into one block per process and joined.
+
+    @property
+    def num_processes(self) -> int:
+        return self.accelerator.num_processes if self.accelerator is not None else 1
+
+    @property
+    def process_index(self) -> int:
+        return self.accelerator.process_index if self.accelerator is not None else 0
+
+    @property
+    def is_main(self) -> bool:
+        """The process that writes files (logs, checkpoints, weights, method reports)."""
+        return self.process_index == 0
+
+    def local_share(self, items: list) -> list:
+        """This process's contiguous block of ``items``; the blocks, in process order, are ``items``."""
+        n, w, r = len(items), self.num_processes, self.process_index
+        return items[n * r // w : n * (r + 1) // w]
+
+    def local_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """This process's rows of a global batch. A process left without a row (a global batch
+        smaller than the process count) gets a copy of row 0 with no labels: it adds nothing to
+        any loss, and the gradient all-reduce still finds every process."""
+        rows = self.local_share(list(range(len(batch["input_ids"]))))
+        if rows:
+            return {k: v[rows] for k, v in batch.items()}
+        out = {k: v[:1].clone() for k, v in batch.items()}
+        out["labels"].fill_(IGNORE)
+        return out
+
+    @contextlib.contextmanager
+    def main_process_first(self) -> Iterator[None]:
+        """The main process runs the block first (writing a cache), then the others (reading it)."""
+        if self.num_processes == 1:
+            yield
+            return
+        with self.accelerator.main_process_first():
+            yield
+
+    def sum_across(self, x):
+        """``x`` (a number or a tensor) summed over processes; ``x`` itself in one process."""
+        if self.num_processes == 1:
+            return x
+        t = torch.as_tensor(x).to(self.device)
+        total = self.accelerator.reduce(t, reduction="sum")
+        return total.to(x.device) if isinstance(x, torch.Tensor) else total.item()
+
+    def cat_across(self, t: torch.Tensor) -> torch.Tensor:
+        """Concatenate every process's ``t`` along dim 0, in process order (inverse of :meth:`local_share`)."""
+        if self.num_processes == 1:
+            return t
+        acc, home = self.accelerator, t.device
+        sizes = acc.gather(torch.tensor([t.shape[0]], device=self.device)).tolist()
+        padded = acc.pad_across_processes(t.to(self.device), dim=0)
+        joined = acc.gather(padded.contiguous())
+        width = padded.shape[0]
+        return torch.cat([joined[i * width : i * width + s] for i, s in enumerate(sizes)]).to(home)

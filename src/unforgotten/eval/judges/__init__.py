@@ -14,6 +14,7 @@ from .base import Judge, Verdict
 JUDGES: Registry[type[Judge]] = Registry("judge")
 JUDGES.register("keyword", "unforgotten.eval.judges.keyword:KeywordJudge")
 JUDGES.register("learned", "unforgotten.eval.judges.learned:LearnedJudge")
+JUDGES.register("classifier", "unforgotten.eval.judges.classifier:ClassifierJudge")
 JUDGES.register("llama-guard", "unforgotten.eval.judges.llama_guard:LlamaGuardJudge")
 JUDGES.register("wildguard", "unforgotten.eval.judges.wildguard:WildGuardJudge")
 JUDGES.register("openai", "unforgotten.eval.judges.openai_compat:OpenAIJudge")

@@ -46,6 +46,11 @@ class Judge(ABC):
     def judge(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
         """One verdict per pair, in order. ``len(prompts) == len(responses)``."""
 
+    def rates(self, verdicts: Sequence[Verdict], harmful_set: bool) -> dict[str, dict]:
+        """Extra named rates reported beside this judge's main one in ``by_judge`` (e.g. the
+        classifier's intent-ASR as ``"classifier:intent"``). None by default."""
+        return {}
+
     @staticmethod
     def check_lengths(prompts: Sequence[str], responses: Sequence[str]) -> None:
         if len(prompts) != len(responses):
