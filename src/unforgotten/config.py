@@ -78,7 +78,8 @@ class AlignConfig:
     # Benign data with helpful answers, so the model learns to refuse only what is harmful:
     # sensitive-looking requests (against over-refusal) and everyday instructions (capability).
     # The broader alignment data (starter:align_refusals + starter:align_benign) is not the
-    # default yet: at the settings measured so far it aligned worse (docs/alignment.md).
+    # default yet: at the settings measured so far it traded starter-harmful ASR and task
+    # accuracy for its outside-set ASR (docs/alignment.md).
     benign: list[str] = field(default_factory=lambda: ["starter:benign_sensitive", "starter:general_helpful"])
     # Tuned on the embedded model (sweep in the foundation issue's note): lr 5e-4 for one epoch
     # gives ASR 10% / benign refusal 20% on the starter eval subsets; 1e-3 x 2 epochs refused 91%
