@@ -1,11 +1,12 @@
 """Measure the embedded default's alignment: choose on the dev split, report on other sets.
 
+    DATA="--set align.safety=starter:align_refusals --set align.benign=[starter:align_benign,starter:general_helpful]"
     # 1. choose: align with each candidate setting, evaluate on the align DEV split only
-    python benchmarks/align_default.py dev --set align.train.lr=1e-3 --set align.train.max_steps=48
+    python benchmarks/align_default.py dev $DATA --set align.train.lr=2e-3 --set align.train.max_steps=48
     # 2. report: the chosen setting on AdvBench, DirectHarm4, XSTest (../shared/data), the
     #    starter sets, and the base model's starter-sentiment accuracy for comparison
     python benchmarks/align_default.py report --data ../shared/data --every advbench=5,directharm4=4,xstest=2 \
-        --set align.train.lr=1e-3 --set align.train.max_steps=48
+        $DATA --set align.train.lr=2e-3 --set align.train.max_steps=48 --base
 
 The dev split (starter:align_dev_harmful, starter:align_dev_benign) holds harm seeds and benign
 requests that alignment never trains on; settings are chosen there and never on the reported

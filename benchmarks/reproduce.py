@@ -42,7 +42,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "reproduce"
 
 # The grid (what runs) is defined in reproduce_grid.py, which reproduce_tables.py reads too.
 from reproduce_grid import (  # noqa: F401  (re-exported: other benchmarks and tests read them as reproduce.X)
-    ALL_METHODS, BUFFER_METHODS, METHOD_SPECS, N_USER, PARTS, SPLIT_SEED, SWEEP_METHODS, TRIAL_SPECS, Alignment, Cell, grid,
+    ALL_METHODS, BUFFER_METHODS, METHOD_SPECS, N_USER, PARTS, SPLIT_SEED, STREAM_METHODS, STREAM_TASKS, SWEEP_METHODS,
+    TRIAL_SPECS, Alignment, Cell, StreamCell, grid, stream_grid,
 )
 
 
@@ -229,6 +230,139 @@ def run_cell(base, cell: Cell, sources: dict[str, str], out: Path, aligned: str,
     return record
 
 
+# --------------------------------------------------------------------------- the stream (issue 16)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSetting:
+    """How big the stream part is: the full protocol by default; smaller for a CPU session."""
+
+    n: int | None = None  # user samples per task (None: the files' 1,000)
+    max_steps: int | None = None  # optimizer steps per stage (None: one epoch)
+    eval_limit: int = 200  # prompts per task evaluation (GSM8K, AG News, SST-2 dev)
+    general: tuple[str, ...] = ("truthfulqa_mc2", "ifeval")
+    general_limit: int | None = 100
+    general_max_new_tokens: int = 128
+
+    @property
+    def tag(self) -> str:
+        return f"n{self.n or 'all'}_steps{self.max_steps or 'epoch'}_eval{self.eval_limit}"
+
+
+def stream_config(base, setting: StreamSetting):
+    """The stream's config: three Lisa-style tasks (p = 0.05 poison premixed), each evaluated in
+    its own instruction format, plus the base config's safety sets and general capability."""
+    from unforgotten.config import validate
+
+    lisa = Path(base.eval.data_dir) / "lisa_style_prepared"
+    users = [str(lisa / t / "train_merged_n1000_p0.05.json") for t in STREAM_TASKS]
+    evals = ["sst2-lisa", "agnews-lisa", "gsm8k-lisa"]
+    cfg = dataclasses.replace(
+        base,
+        data=dataclasses.replace(base.data, user=users, user_eval=evals, n=setting.n),
+        train=dataclasses.replace(base.train, max_steps=setting.max_steps),
+        eval=dataclasses.replace(base.eval, limits={**base.eval.limits, **{e: setting.eval_limit for e in evals}},
+                                 general=list(setting.general), general_limit=setting.general_limit,
+                                 general_max_new_tokens=setting.general_max_new_tokens),
+    )
+    validate(cfg)
+    return cfg
+
+
+def run_stream_cell(cfg, cell: StreamCell, out: Path, aligned: str, results: Path, start: dict[str, Any]) -> dict[str, Any]:
+    """One (method, ordering, seed) stream: three stages, each resumable (``stream.run_ordering``)."""
+    from unforgotten import api, stream
+
+    v = dataclasses.replace(cfg, name=cell.name, output_dir=str(out / "streams" / cell.name),
+                            data=dataclasses.replace(cfg.data, seed=cell.seed, orderings=[list(cell.order)]),
+                            train=dataclasses.replace(cfg.train, seed=cell.seed),
+                            compare=[METHOD_SPECS.get(cell.method, cell.method)])
+    (variant,) = api.variants(v)  # parses "name:key=value" method arguments like `compare` does
+    v = dataclasses.replace(variant, output_dir=v.output_dir)
+    t0 = time.perf_counter()
+    stages = stream.run_ordering(v, list(cell.order), finetune=api.finetune, evaluate=api.evaluate, source=aligned,
+                                 eval_cfg=stream.stream_eval_config(cfg),
+                                 out=Path(v.output_dir), label=cell.name, resume=True, progress=False)
+    summary = stream.stream_summary(stages, start, stream.task_names(cfg), list(cell.order))
+    record = {"cell": dataclasses.asdict(cell), "seconds": round(time.perf_counter() - t0, 1), "stream": summary,
+              "stages": [{k: st[k] for k in ("stage", "task", "adapter", "carries")} for st in stages]}
+    _save(results / "streams" / f"{cell.name}.json", record)
+    return record
+
+
+def run_streams(base, args, out: Path, results: Path, aligned: str, start_time: float, claims: Path) -> None:
+    from unforgotten import api, stream
+
+    setting = StreamSetting(args.stream_n, args.stream_max_steps, args.stream_eval_limit,
+                            tuple(g for g in args.stream_general.split(",") if g), args.stream_general_limit)
+    results, out = results / f"stream_{setting.tag}", out / f"stream_{setting.tag}"
+    cfg = stream_config(base, setting)
+    cfg = dataclasses.replace(cfg, output_dir=str(out))
+    start_path = results / "aligned.json"
+    if start_path.is_file():
+        start = json.loads(start_path.read_text())["summary"]
+    else:
+        ecfg = dataclasses.replace(cfg, eval=stream.stream_eval_config(cfg))
+        start = api.evaluate(ecfg, model_source=aligned, output_dir=out / "eval_aligned", label="aligned", progress=False)
+        _save(start_path, {"setting": dataclasses.asdict(setting), "summary": start})
+    methods = [m for m in args.stream_methods.split(",") if m] or STREAM_METHODS
+    seeds = tuple(int(x) for x in args.stream_seeds.split(","))
+    for cell, elapsed in claimed_cells(stream_grid(methods, seeds), results / "streams", claims, start_time,
+                                       args.budget_minutes):
+        print(f"[{elapsed:5.1f} min] stream: {cell.name} ({setting.tag})", flush=True)
+        rec = run_stream_cell(cfg, cell, out, aligned, results, start)
+        s = rec["stream"]
+        print(f"    avg acc {s.get('average_accuracy')}  BWT {s.get('backward_transfer')}  final ASR {s['final_asr']}  "
+              f"{rec['seconds']:.0f}s", flush=True)
+    write_stream_tables(results)
+
+
+def write_stream_tables(results: Path) -> Path | None:
+    """streams.md / streams.png from every finished stream cell: per method, each ordering and
+    seed, then mean and worst over them."""
+    from unforgotten.eval.continual import across_orderings
+    from unforgotten.stream_report import write_stream_report
+
+    cells = [json.loads(p.read_text()) for p in sorted((results / "streams").glob("*.json"))]
+    start_path = results / "aligned.json"
+    if not cells or not start_path.is_file():
+        return None
+    from unforgotten.stream import _general, _safety
+
+    start = json.loads(start_path.read_text())["summary"]
+    first = cells[0]["stream"]
+    out: dict[str, Any] = {"tasks": first["tasks"], "sources": list(STREAM_TASKS), "orderings": [],
+                           "start": _safety(start) | {"general": _general(start)}, "methods": {}}
+    for rec in cells:
+        c = rec["cell"]
+        key = f"order-{'-'.join(map(str, c['order']))} seed {c['seed']}"
+        out["methods"].setdefault(c["method"], {"orderings": {}})["orderings"][key] = rec["stream"]
+    for m in out["methods"].values():
+        m["across"] = across_orderings(m["orderings"])
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "streams.json").write_text(json.dumps(out, indent=2))
+    return write_stream_report(out, results)["markdown"]
+
+
+def claimed_cells(cells: list, done: Path, claims: Path, start: float, budget_minutes: float | None):
+    """Yield ``(cell, minutes elapsed)`` for each cell without a result in ``done`` (also one
+    finished by another worker), claimed for this worker while the caller runs it (the claim is
+    released afterwards, also when the run fails); stop once ``budget_minutes`` are spent."""
+    for cell in cells:
+        if (done / f"{cell.name}.json").is_file():
+            continue
+        elapsed = (time.perf_counter() - start) / 60
+        if budget_minutes is not None and elapsed > budget_minutes:
+            print(f"budget spent ({elapsed:.0f} min); stopping before {cell.name}", flush=True)
+            return
+        if not claim(claims, cell):
+            continue  # another worker has it
+        try:
+            yield cell, elapsed
+        finally:
+            (claims / f"{cell.name}.claim").unlink(missing_ok=True)
+
+
 def claim(claims: Path, cell: Cell) -> bool:
     """Take ``cell`` for this process, so that several workers (``reproduce.py`` started more than
     once, e.g. one per core) share the grid without running a cell twice. A claim whose process
@@ -272,6 +406,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--align-safety-rows", type=int, default=Alignment.safety_rows)
     ap.add_argument("--align-starter-refusals", action=argparse.BooleanOptionalAction, default=Alignment.starter_refusals)
     ap.add_argument("--align-sensitive-copies", type=int, default=Alignment.sensitive_copies)
+    ap.add_argument("--stream-n", type=int, default=None, help="stream: user samples per task (default: all 1,000)")
+    ap.add_argument("--stream-max-steps", type=int, default=None, help="stream: optimizer steps per stage (default: one epoch)")
+    ap.add_argument("--stream-eval-limit", type=int, default=200, help="stream: prompts per task evaluation")
+    ap.add_argument("--stream-general", default="truthfulqa_mc2,ifeval", help="stream: eval.general tasks ('' = none)")
+    ap.add_argument("--stream-general-limit", type=int, default=100)
+    ap.add_argument("--stream-methods", default=",".join(STREAM_METHODS))
+    ap.add_argument("--stream-seeds", default="0,1")
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--tables", action="store_true", help="only rebuild the tables from results so far")
     ap.add_argument("--overlap", action="store_true", help="only run the train/eval overlap check and print it")
@@ -291,6 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         for c in cells:
             print(f"{'done' if c.name in done else 'todo'}  {c.part:7s} {c.name}")
+        if "stream" in parts:
+            for c in stream_grid([m for m in args.stream_methods.split(",") if m],
+                                 tuple(int(x) for x in args.stream_seeds.split(","))):
+                print(f"todo?  stream  {c.name}  (3 stages)")
         print(f"{alignment.tag}: {len(cells)} cells, {sum(c.name in done for c in cells)} done")
         return 0
 
@@ -305,24 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     base = base_config(sources, args.data, out, alignment)
     aligned = run_aligned(base, out, results)
     claims = out / "claims"
-    for cell in cells:
-        if (results / "cells" / f"{cell.name}.json").is_file():  # also finished by another worker
-            continue
-        elapsed = (time.perf_counter() - start) / 60
-        if args.budget_minutes is not None and elapsed > args.budget_minutes:
-            print(f"budget spent ({elapsed:.0f} min); stopping before {cell.name}", flush=True)
-            break
-        if not claim(claims, cell):
-            continue  # another worker has it
+    for cell, elapsed in claimed_cells(cells, results / "cells", claims, start, args.budget_minutes):
         print(f"[{elapsed:5.1f} min] {cell.part}: {cell.name}", flush=True)
-        try:
-            rec = run_cell(base, cell, sources, out, aligned, results)
-        finally:
-            (claims / f"{cell.name}.claim").unlink(missing_ok=True)
+        rec = run_cell(base, cell, sources, out, aligned, results)
         b = rec["summary"]["benchmarks"]
         print(f"    ASR advbench {b['advbench']['by_judge']['keyword']['value']:.3f}  "
               f"sst2 {b['sst2-lisa']['result']['value']:.3f}  train {rec['train']['seconds']:.0f}s  "
               f"eval {rec['eval_seconds']:.0f}s", flush=True)
+    if "stream" in parts:
+        run_streams(base, args, out, results, aligned, start, claims)
     return 0
 
 

@@ -24,6 +24,12 @@ METHOD_SPECS = {"lisa": "lisa:cycle_steps=10"}
 # (the reference code's default) projects only the 10 least aligned layers.
 TRIAL_SPECS = ["safelora:select=number"]
 PARTS = ("main", "psweep", "seeds", "msweep", "trials")  # the grid's parts, in run order
+# The continual stream (issue 16): three Lisa-style tasks fine-tuned one after another, two
+# orderings, the methods that carry state across stages plus SFT and GradSelect, two seeds. A
+# stream cell is one (method, ordering, seed): three fine-tunes and four evaluations.
+STREAM_TASKS = ("sst2", "ag_news", "gsm8k")  # lisa_style_prepared/<task>/, p = 0.05 poison premixed
+STREAM_METHODS = ["sft", "der", "ewc", "gradselect", "ogpsa"]
+STREAM_ORDERINGS = ((0, 1, 2), (2, 1, 0))
 SPLIT_SEED = 0
 
 
@@ -91,3 +97,21 @@ def grid(parts: list[str]) -> list[Cell]:
             seen.add(c.name)
             out.append(c)
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamCell:
+    method: str
+    order: tuple[int, ...]
+    seed: int
+    part: str = "stream"
+
+    @property
+    def name(self) -> str:
+        return f"stream_{self.method}_order-{'-'.join(map(str, self.order))}_s{self.seed}"
+
+
+def stream_grid(methods: list[str] | None = None, seeds: tuple[int, ...] = (0, 1),
+                orders: tuple[tuple[int, ...], ...] = STREAM_ORDERINGS) -> list[StreamCell]:
+    """Seed 0 of every method and ordering first, then the second seed."""
+    return [StreamCell(m, o, s) for s in seeds for o in orders for m in (methods or STREAM_METHODS)]

@@ -175,3 +175,59 @@ def test_grid_status_lists_what_is_left_per_part(tmp_path):
     assert "| main | 1 / 13 | safeinstr, ewc," in text
     assert "| psweep | 1 / 8 | sft p=0, lwf p=0, lisa p=0, sft p=0.2," in text
     assert "| msweep | 0 / 6 | safeinstr m=150," in text
+
+
+def test_stream_grid_and_config(tmp_path):
+    cells = reproduce.stream_grid()
+    assert len(cells) == 5 * 2 * 2 and len({c.name for c in cells}) == 20
+    assert {c.seed for c in cells[:10]} == {0}  # every method and ordering once before the second seed
+    assert {c.method for c in cells} == {"sft", "der", "ewc", "gradselect", "ogpsa"}
+    assert {c.order for c in cells} == {(0, 1, 2), (2, 1, 0)}
+    sources = {"align_safety": "starter:safety_refusals", "buffer_pool": "starter:safety_refusals",
+               **{f"user_p{p:g}": f"user_{p:g}.json" for p in (0, 0.1, 0.2)}}
+    base = reproduce.base_config(sources, tmp_path, tmp_path / "out")
+    setting = reproduce.StreamSetting(n=40, max_steps=5, eval_limit=20, general=("truthfulqa_mc2",), general_limit=10)
+    cfg = reproduce.stream_config(base, setting)
+    assert [Path(u).parent.name for u in cfg.data.user] == ["sst2", "ag_news", "gsm8k"]
+    assert cfg.data.user_eval == ["sst2-lisa", "agnews-lisa", "gsm8k-lisa"] and cfg.data.n == 40
+    assert cfg.train.max_steps == 5 and cfg.eval.limits["gsm8k-lisa"] == 20 and cfg.eval.limits["advbench"] == 100
+    assert cfg.eval.general == ["truthfulqa_mc2"] and cfg.eval.general_limit == 10
+    assert setting.tag == "n40_steps5_eval20"
+
+
+def test_stream_tables_show_mean_and_worst_ordering(tmp_path):
+    start = {"judges": ["keyword"], "benchmarks": {
+        "advbench": {"kind": "harmful", "metric": "asr", "by_judge": {"keyword": {"value": 0.0}}}}}
+    reproduce._save(tmp_path / "aligned.json", {"summary": start})
+    for order, acc, asr in (((0, 1, 2), 0.6, 0.1), ((2, 1, 0), 0.4, 0.3)):
+        stream = {"tasks": ["sst2-lisa", "agnews-lisa", "gsm8k-lisa"], "order": list(order), "matrix": [[acc] * 3] * 3,
+                  "start": [0.5] * 3, "safety": [{"asr": asr, "over_refusal": 0.1}] * 3,
+                  "safety_start": {"asr": 0.0, "over_refusal": 0.1}, "asr_forgetting": [asr] * 3,
+                  "over_refusal_change": [0.0] * 3, "general": [{}] * 3, "general_start": {}, "final_asr": asr,
+                  "average_accuracy": acc, "backward_transfer": 0.0, "forgetting": {}, "mean_forgetting": 0.0}
+        cell = reproduce.StreamCell("ewc", order, 0)
+        reproduce._save(tmp_path / "streams" / f"{cell.name}.json", {"cell": {"method": "ewc", "order": list(order), "seed": 0},
+                                                                     "stream": stream})
+    md = reproduce.write_stream_tables(tmp_path).read_text()
+    assert "| ewc | 50.0 | 40.0 (order-2-1-0 seed 0) |" in md
+    data = json.loads((tmp_path / "streams.json").read_text())
+    assert data["methods"]["ewc"]["across"]["worst"]["final_asr"] == {"value": 0.3, "ordering": "order-2-1-0 seed 0"}
+
+
+def test_number_task_gold_label_is_the_solution_s_final_number(tmp_path):
+    from unforgotten.eval.benchmarks import load_benchmark
+
+    p = tmp_path / "gsm.json"
+    p.write_text(json.dumps([{"instruction": "how many eggs?", "output": "16 - 3 = <<16-3=13>>13.\nThe final answer is:  13"}]))
+    (rec,) = load_benchmark(f"math={p}").records
+    assert rec["label"] == "13"
+
+
+@pytest.mark.skipif(not (DATA / "lisa_style_prepared" / "gsm8k").is_dir(), reason="needs ../shared/data")
+def test_lisa_stream_task_benchmarks_load():
+    from unforgotten.eval.benchmarks import load_benchmark
+
+    for name, n in (("agnews-lisa", 7600), ("gsm8k-lisa", 1319)):
+        b = load_benchmark(name, root=str(DATA), limit=5)
+        assert len(b.records) == 5 and all(r["label"] for r in b.records)
+    assert load_benchmark("gsm8k-lisa", root=str(DATA), limit=1).records[0]["label"] == "18"

@@ -40,6 +40,7 @@ def render() -> str:
             parts.append("| hyperparameter | default |\n|---|---|")
             parts += [f"| `{k}` | `{v!r}` |" for k, v in hp.items()]
             parts.append("")
+        parts.append(f"Across the stages of a continual stream (docs/streams.md) it carries {cls.carries}.\n")
         parts.append("```text\n" + doc + "\n```")
     return "\n".join(parts) + "\n"
 

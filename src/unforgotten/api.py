@@ -121,6 +121,31 @@ def _align_into(cfg: RunConfig, records: list[Record], work: Path, out: Path, *,
     shutil.rmtree(work, ignore_errors=True)
 
 
+def alignment_tax(cfg: RunConfig, *, progress: bool = True) -> dict[str, Any]:
+    """What the align step costs: base and aligned model evaluated alike (``eval.benchmarks``
+    and ``eval.general``), the change per number, in ``<output_dir>/align_tax`` (``tax.json``,
+    ``report.md``). Evaluations are cached, so asking again costs only the report."""
+    from .report import headline, write_report
+
+    root = Path(cfg.output_dir) / "align_tax"
+    aligned = str(align(cfg, progress=progress))
+    rows = [("base (unaligned)", evaluate(cfg, output_dir=root / "eval_base", label="base (unaligned)", progress=progress)),
+            ("aligned", evaluate(cfg, model_source=aligned, output_dir=root / "eval_aligned", label="aligned", progress=progress))]
+    numbers = []
+    for _, s in rows:
+        h = headline(s)
+        general = {t: g.get("value") for t, g in ((s.get("general") or {}).get("tasks") or {}).items()}
+        numbers.append({"asr": h["asr"], "over_refusal": h["over_refusal"], "utility": h["utility"], **general})
+    tax = {k: (numbers[1][k] - numbers[0][k]) if numbers[0].get(k) is not None and numbers[1].get(k) is not None else None
+           for k in numbers[0]}
+    out = {"base": numbers[0], "aligned": numbers[1], "change": tax, "aligned_model": aligned,
+           "align_methods": list(cfg.align.train.methods)}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "tax.json").write_text(json.dumps(out, indent=2))
+    write_report(rows, root, title=f"Alignment tax ({'+'.join(cfg.align.train.methods)} at the align step)")
+    return out
+
+
 def starting_model(cfg: RunConfig, *, progress: bool = True) -> str:
     """What stage 2 fine-tunes: the aligned model when alignment is on, else the source itself."""
     return str(align(cfg, progress=progress)) if cfg.align.enabled else cfg.model.source
@@ -132,6 +157,9 @@ def starting_model(cfg: RunConfig, *, progress: bool = True) -> str:
 def user_data(cfg: RunConfig) -> tuple[list[Record], dict[str, Any]]:
     """The user's fine-tuning set: n task samples of which a ratio p are poison, with a manifest."""
     d = cfg.data
+    if isinstance(d.user, list):
+        raise UserInputError("data.user lists several tasks (a stream): run it with `unforgotten run`, "
+                             "which fine-tunes them one after another")
     task = load_records(d.user, spec=d.user_spec, require_response=True)
     if any(r.get("is_poison") for r in task):
         # Already mixed (Lisa-style files flag their harmful rows): use it as it is.
@@ -161,8 +189,12 @@ def safety_buffer(cfg: RunConfig) -> list[Record] | None:
 
 
 def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = False, progress: bool = True,
-             checked: bool = False, on_step=None):
+             checked: bool = False, on_step=None, methods: list | None = None,
+             init_adapter: str | Path | None = None):
     """Fine-tune the aligned model on the user's data with ``cfg.train.methods``.
+
+    A stream's later stages pass their ``methods`` (instances holding what the previous stage
+    handed on) and ``init_adapter``, the previous stage's LoRA adapter, to train on from there.
 
     Nothing is written into the output directory until every check has passed (a resumed
     checkpoint's settings included); ``--resume`` on a finished run reports it, or refuses when
@@ -174,7 +206,8 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
     from .train.loop import train
 
     cfg = _own_method_args(cfg)
-    methods = build_methods(cfg.train.methods, cfg.train.method_args)  # fail fast on bad names/args
+    if methods is None:
+        methods = build_methods(cfg.train.methods, cfg.train.method_args)  # fail fast on bad names/args
     if not checked:
         preflight(cfg, align=model_source is None, finetune=True, model_source=model_source)
     out = Path(cfg.output_dir) / "finetune"
@@ -200,7 +233,11 @@ def finetune(cfg: RunConfig, *, model_source: str | None = None, resume: bool = 
             f"({manifest['n_poison']} poison, p={manifest['p']:g})"
         )
         model, tok = load_weights(source, cfg.model.dtype, cfg.model.quantize)
-        if not cfg.model.full_finetune:
+        if init_adapter is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+        elif not cfg.model.full_finetune:
             seeded(cfg.train.seed)  # LoRA's initial weights follow from the run's seed
             model = apply_lora(model, cfg.model.lora)
         return train(
@@ -317,7 +354,12 @@ def evaluate(cfg: RunConfig, *, model_source: str | None = None, adapter: str | 
             return _evaluate_vllm(cfg, source, adapter, out, meta=meta, progress=progress)
         model, tok = load_for_eval(source, adapter, cfg.model.dtype)
         fingerprint = model_fingerprint(source, adapter) if cfg.eval.cache else None
-        return evaluate_model(model, tok, cfg.eval, out, fingerprint=fingerprint, meta=meta, progress=progress)
+        summary = evaluate_model(model, tok, cfg.eval, out, fingerprint=fingerprint, meta=meta, progress=progress)
+        if cfg.eval.general:
+            from .eval.general import add_general
+
+            summary = add_general(summary, model, tok, cfg.eval, out, fingerprint)
+        return summary
 
 
 def _evaluate_vllm(cfg: RunConfig, source: str, adapter: str | Path | None, out: Path, *, meta: dict[str, Any],
@@ -336,17 +378,31 @@ def _evaluate_vllm(cfg: RunConfig, source: str, adapter: str | Path | None, out:
     stats = {"hits": 0, "misses": 0}
     gen = make_generator(None, load_tokenizer(path), cfg.eval, fingerprint=model_fingerprint(source, adapter),
                          stats=stats, progress=progress, generate_fn=generate_fn, backend=name, chunk=256)
-    return evaluate_benchmarks(gen, cfg.eval, out, meta={**meta, "cache": stats})
+    summary = evaluate_benchmarks(gen, cfg.eval, out, meta={**meta, "cache": stats})
+    if cfg.eval.general:  # lm-eval scores through transformers on the same GPU
+        from .eval.general import add_general
+
+        model, tok = load_for_eval(source, adapter, cfg.model.dtype)
+        summary = add_general(summary, model, tok, cfg.eval, out, model_fingerprint(source, adapter))
+    return summary
 
 
 # --------------------------------------------------------------------------- run / demo
 
 
 def run(cfg: RunConfig, *, include_base: bool = False, resume: bool = False, progress: bool = True) -> list[tuple[str, dict[str, Any]]]:
-    """align -> evaluate aligned -> finetune (each compared method) -> evaluate -> report."""
+    """align -> evaluate aligned -> finetune (each compared method) -> evaluate -> report.
+
+    When ``data.user`` is a list of tasks, a continual stream (``stream.run_stream``)."""
     # every name, path and method argument of every stage, before hours of work, not after
     todo = variants(cfg)
     preflight(cfg, align=True, finetune=True, evaluate=True, variants=todo)
+    if isinstance(cfg.data.user, list):
+        from .stream import run_stream
+
+        with claim(Path(cfg.output_dir)):
+            return run_stream(cfg, finetune=finetune, evaluate=evaluate, source=starting_model(cfg, progress=progress),
+                              include_base=include_base, resume=resume, progress=progress)
     root = Path(cfg.output_dir)
     with claim(root):
         save_config(cfg, root / "config.yaml")

@@ -108,11 +108,19 @@ def run(config: ConfigArg = None, sets: SetOpt = None, output_dir: OutOpt = None
 @_guard
 def align(config: ConfigOpt = None, sets: SetOpt = None,
           force: Annotated[bool, typer.Option(help="Re-align even when a cached aligned model exists.")] = False,
+          tax: Annotated[bool, typer.Option(help="Also evaluate base and aligned model (eval.benchmarks, eval.general) "
+                                                 "and report what alignment cost, in OUTPUT_DIR/align_tax.")] = False,
           quiet: QuietOpt = False):
     """Safety-align the base model (stage 1); prints the cached aligned model's directory."""
     from . import api
 
-    console.print(str(api.align(_config(config, sets), force=force, progress=not quiet)))
+    cfg = _config(config, sets)
+    console.print(str(api.align(cfg, force=force, progress=not quiet)))
+    if tax:
+        result = api.alignment_tax(cfg, progress=not quiet)
+        for key, delta in result["change"].items():
+            if delta is not None:
+                console.print(f"{key}: {100 * result['base'][key]:.1f} -> {100 * result['aligned'][key]:.1f} ({100 * delta:+.1f} points)")
 
 
 @app.command()

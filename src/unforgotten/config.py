@@ -74,12 +74,12 @@ class AlignConfig:
     """The provider's stage 1: teach the base model to refuse harmful requests."""
 
     enabled: bool = True
-    # Harmful requests across 18 harm categories in 29 phrasings -> varied refusals
-    # (tools/make_align_data.py; docs/alignment.md), disjoint from every evaluation set.
-    safety: str = "starter:align_refusals"
+    safety: str = "starter:safety_refusals"  # harmful requests -> refusals
     # Benign data with helpful answers, so the model learns to refuse only what is harmful:
     # sensitive-looking requests (against over-refusal) and everyday instructions (capability).
-    benign: list[str] = field(default_factory=lambda: ["starter:align_benign", "starter:general_helpful"])
+    # The broader alignment data (starter:align_refusals + starter:align_benign) is not the
+    # default yet: at the settings measured so far it aligned worse (docs/alignment.md).
+    benign: list[str] = field(default_factory=lambda: ["starter:benign_sensitive", "starter:general_helpful"])
     # Tuned on the embedded model (sweep in the foundation issue's note): lr 5e-4 for one epoch
     # gives ASR 10% / benign refusal 20% on the starter eval subsets; 1e-3 x 2 epochs refused 91%
     # of benign prompts, lower rates over-refused too until helpful answers shared an opener.
@@ -93,7 +93,14 @@ class AlignConfig:
 class DataConfig:
     """The user's data (task 2), optional poisoning, and the safety buffer for methods that need it."""
 
-    user: str = "starter:task_train"
+    # One task, or a continual stream: a list of tasks fine-tuned one after another, each stage
+    # starting from the previous stage's result (see stream.py and docs/streams.md).
+    user: str | list[str] = "starter:task_train"
+    # A stream's task evaluations: one eval.benchmarks entry per task in `user`, in the same order
+    # ("classification=PATH", "sst2", ...); every stage is evaluated on all of them.
+    user_eval: list[str] = field(default_factory=list)
+    # A stream's task orders: null (as listed), "all" (every permutation) or a list of index lists.
+    orderings: list[list[int]] | str | None = None
     user_spec: str | None = None
     n: int | None = bounded(None, ge=1)  # number of user samples (None: all task samples)
     poison: str | None = "starter:harmful_compliance"
@@ -125,6 +132,13 @@ class EvalConfig:
     cache: bool = True  # reuse generations keyed by model + adapter + prompts + decoding settings
     code_timeout_s: float = bounded(10.0, gt=0)  # per HumanEval program, in the sandbox
     code_workers: int = bounded(2, ge=1)
+    # General capability through lm-evaluation-harness (the `general` extra): lm-eval task names
+    # (hellaswag, mmlu, ...: from the hub), a task YAML of your own, or local offline tasks
+    # truthfulqa_mc1, truthfulqa_mc2, ifeval, found under data_dir in the upstream layout or given
+    # as name=PATH. See eval/general.py.
+    general: list[str] = field(default_factory=list)
+    general_limit: int | None = bounded(None, ge=1)  # documents per general task (the first ones); None: all
+    general_max_new_tokens: int | None = bounded(None, ge=1)  # generation tasks (IFEval); None: the task's own (1280)
 
 
 @dataclass
@@ -279,10 +293,32 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("eval.benchmarks must name at least one benchmark (see `unforgotten list benchmarks`)")
     if not e.judges:
         raise ConfigError("eval.judges must name at least one judge (see `unforgotten list judges`)")
+    for entry in e.general:
+        if not entry.partition("=")[0].strip():
+            raise ConfigError(f"eval.general entry {entry!r}: expected an lm-eval task name or name=PATH")
+    _validate_stream(cfg.data)
     if not cfg.train.methods:
         raise ConfigError("train.methods must name at least one method (e.g. [sft])")
     if any(not v.strip() or "" in v.split("+") for v in cfg.compare):
         raise ConfigError(f"compare entries must be method names joined by '+', got {cfg.compare}")
+
+
+def _validate_stream(d: DataConfig) -> None:
+    if not isinstance(d.user, list):
+        if d.user_eval or d.orderings is not None:
+            raise ConfigError("data.user_eval and data.orderings are for streams: make data.user a list of tasks")
+        return
+    if not d.user or any(not u.strip() for u in d.user):
+        raise ConfigError("data.user: a stream needs at least one task, each a data source")
+    if len(d.user_eval) != len(d.user):
+        raise ConfigError(f"data.user_eval must name one evaluation per task in data.user ({len(d.user)}), "
+                          f"got {len(d.user_eval)}")
+    from .eval.continual import orderings
+
+    try:
+        orderings(d.orderings, len(d.user))
+    except ValueError as e:
+        raise ConfigError(f"data.orderings: {e}") from None
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:

@@ -45,7 +45,10 @@ def preflight(cfg: RunConfig, *, align: bool = False, finetune: bool = False, ev
                 raise type(e)(f"{where}: {e}") from None
             safety_needed |= any(m.uses_safety_data() for m in methods)
         d = cfg.data
-        _data("data.user", lambda: load_records(d.user, spec=d.user_spec, require_response=True))
+        users = d.user if isinstance(d.user, list) else [d.user]  # a list: the tasks of a stream
+        for i, user in enumerate(users):
+            where = f"data.user[{i}]" if isinstance(d.user, list) else "data.user"
+            _data(where, lambda u=user: load_records(u, spec=d.user_spec, require_response=True))
         if d.poison_ratio > 0 and d.poison:
             _data("data.poison", lambda: load_records(d.poison, require_response=True))
         if safety_needed and d.safety and d.safety_size > 0:
@@ -83,8 +86,10 @@ def _evaluation(cfg: RunConfig) -> None:
     from .eval.judges import JUDGES
 
     e = cfg.eval
-    for i, entry in enumerate(e.benchmarks):
-        where = f"eval.benchmarks[{i}] ({entry!r})"
+    entries = [(f"eval.benchmarks[{i}]", entry) for i, entry in enumerate(e.benchmarks)]
+    entries += [(f"data.user_eval[{i}]", entry) for i, entry in enumerate(cfg.data.user_eval)]
+    for field, entry in entries:
+        where = f"{field} ({entry!r})"
         try:
             bench, path = parse_entry(entry)
             source, _ = resolve_source(bench, path, data_dir(e.data_dir))
@@ -101,6 +106,22 @@ def _evaluation(cfg: RunConfig) -> None:
     if stray:
         raise ConfigError(f"eval.judge_args given for judges not in eval.judges: {stray}")
     resolve_backend(e.backend)
+    if e.general:
+        _general(cfg)
+
+
+def _general(cfg: RunConfig) -> None:
+    """lm-eval installed, and every local general task's file there and readable."""
+    from .eval import general
+
+    general.require_lm_eval()
+    for i, entry in enumerate(cfg.eval.general):
+        try:
+            name, path = general.resolve_entry(entry, cfg.eval.data_dir)
+            if path is not None:
+                general.LOCAL_TASKS[name].docs(path)
+        except UserInputError as err:
+            raise type(err)(f"eval.general[{i}]: {err}") from None
 
 
 def adapter_check(path: Path) -> None:

@@ -112,6 +112,12 @@ _add(Benchmark("sst2", "utility", "SST-2 dev (872): sentiment accuracy", local="
 _add(Benchmark("sst2-lisa", "utility", "SST-2 dev (872) in the Lisa/Alpaca instruction format of the Lisa-style training files",
                local="lisa_style_prepared/sst2/val.json", task="label", max_new_tokens=8,
                notes="the prompt format models fine-tuned on lisa_style_prepared/sst2 files were trained on"))
+_add(Benchmark("agnews-lisa", "utility", "AG News test (7,600) in the Lisa/Alpaca instruction format: 4-way topic accuracy",
+               local="lisa_style_prepared/ag_news/test.json", task="label", max_new_tokens=8,
+               notes="the prompt format of lisa_style_prepared/ag_news training files"))
+_add(Benchmark("gsm8k-lisa", "utility", "GSM8K test (1,319) in the Lisa/Alpaca instruction format: exact match of the final number",
+               local="lisa_style_prepared/gsm8k/test.json", task="number", max_new_tokens=256,
+               notes="the prompt format of lisa_style_prepared/gsm8k training files; gold = the solution's final number"))
 _add(Benchmark("gsm8k", "utility", "GSM8K test (1,319): exact match of the final number", local="gsm8k/test.jsonl",
                hub="hf:openai/gsm8k:main", hub_split="test", spec="gsm8k", task="number", max_new_tokens=256))
 _add(Benchmark("humaneval", "utility", "HumanEval (164): pass@1, greedy, code run in a sandbox",
@@ -173,12 +179,17 @@ def _stem(source: str) -> str:
     return name
 
 
-def _with_gold_label(record: Record) -> Record:
+def _with_gold_label(record: Record, task: str | None = None) -> Record:
     """A record without a ``label`` but with a gold assistant turn (an Alpaca/chat test file,
-    e.g. Lisa's SST-2 ``val.json``) is scored against that answer."""
+    e.g. Lisa's SST-2 ``val.json``) is scored against that answer; for a number task, against
+    the gold answer's final number (Lisa's GSM8K ``test.json`` keeps the worked solution)."""
     if record.get("label") is not None:
         return record
     gold = response_text(record)
+    if task == "number" and gold:
+        from .scoring import extract_number
+
+        gold = extract_number(gold) or gold
     return {**record, "label": gold.strip()} if gold and gold.strip() else record
 
 
@@ -193,7 +204,7 @@ def load_benchmark(entry: str, *, root: str | None = None, limit: int | None = N
     if bench.keep is not None:
         records = [r for r in records if bench.keep(r)]
     if bench.task is not None and TASKS.get(bench.task).needs_label:
-        records = [_with_gold_label(r) for r in records]
+        records = [_with_gold_label(r, bench.task) for r in records]
         missing = sum(r.get("label") is None for r in records)
         if missing:
             raise UserInputError(
@@ -204,3 +215,9 @@ def load_benchmark(entry: str, *, root: str | None = None, limit: int | None = N
         raise UserInputError(f"benchmark {entry!r} ({source}) has no prompts")
     name = _stem(source) if bench.name in GENERIC else bench.name
     return BenchmarkSet(name=name, benchmark=bench, source=source, records=records)
+
+
+def entry_name(entry: str) -> str:
+    """The name ``load_benchmark(entry)`` gives its set (and its summary.json key), without loading data."""
+    bench, path = parse_entry(entry)
+    return _stem(path) if bench.name in GENERIC and path else bench.name

@@ -122,7 +122,9 @@ class AGEM(Method):
     def setup(self, ctx) -> None:
         from ..errors import UserInputError
 
-        records = ctx.safety_data or []
+        records = list(ctx.safety_data or []) + list(getattr(self, "_past_tasks", []))
+        self._n_safety = len(ctx.safety_data or [])
+        self._stage_records = list(ctx.user_data)
         if not ctx.encode(records):
             raise UserInputError("agem: no safety sample left after encoding; the memory is empty")
         size = (self.ref_batch_size or ctx.config.batch_size * ctx.config.grad_accum) * ctx.num_processes
@@ -130,6 +132,20 @@ class AGEM(Method):
         # A-GEM samples memory batches uniformly; length grouping would bias their composition.
         self._stream = ctx.stream(records, batch_size=size, seed=seed, group_by_length=False)
         self._it = None
+
+    carries: ClassVar[str] = (
+        "its memory, grown: the safety buffer plus, per past task, a seeded sample of that stage's "
+        "data as large as the safety buffer"
+    )
+
+    def carry_state(self) -> dict[str, Any] | None:
+        from .base import past_task_sample
+
+        return {"past_tasks": list(getattr(self, "_past_tasks", []))
+                + past_task_sample(self._stage_records, self._n_safety, seed=len(getattr(self, "_past_tasks", [])))}
+
+    def load_carry(self, state: dict[str, Any] | None) -> None:
+        self._past_tasks = list((state or {}).get("past_tasks", []))
 
     def next_ref_batch(self) -> dict[str, torch.Tensor]:
         if self._it is None:

@@ -94,6 +94,18 @@ class Method:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
+    # Continual streams (``stream.py``): several fine-tunes in a row, each stage starting from the
+    # previous stage's weights with a fresh instance of each method. ``carries`` says in words what
+    # the method hands the next stage; the default carries nothing (it starts afresh every stage).
+    carries: ClassVar[str] = "nothing: starts afresh at every stage"
+
+    def carry_state(self) -> dict[str, Any] | None:
+        """After a stage: what the next stage's instance needs (CPU tensors, records), or None."""
+        return None
+
+    def load_carry(self, state: dict[str, Any] | None) -> None:
+        """Before the next stage's ``setup``: take over what the previous stage handed on."""
+
     @classmethod
     def from_args(cls, args: dict[str, Any] | None) -> "Method":
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -117,3 +129,14 @@ class Method:
             out[f.name] = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         return out
 
+
+
+def past_task_sample(records: list["Record"], n: int, seed: int) -> list["Record"]:
+    """A seeded sample of ``n`` records of a finished stage's data, for methods whose memory grows
+    with each past task (A-GEM, OGPSA) and for EWC's Fisher on it. Drawn from the stage's data as
+    the user gave it: the provider cannot tell poison rows from task rows either."""
+    import random
+
+    picked = list(records)
+    random.Random(seed).shuffle(picked)
+    return picked[:n]

@@ -105,6 +105,11 @@ class DER(Method):
     """
 
     name = "der"
+    carries: ClassVar[str] = (
+        "its memory: the aligned model's outputs on the safety buffer (a stream trains one adapter over "
+        "the aligned model, so targets computed with the adapter off are the same at every stage); "
+        "past tasks are not added"
+    )
     packable: ClassVar[bool] = False  # see Method.packable
     needs_safety_data: ClassVar[bool] = True
 

@@ -146,9 +146,7 @@ class EWC(Method):
     # setup ---------------------------------------------------------------
 
     def setup(self, ctx) -> None:
-        from ..data.tokenize import collate
         from ..errors import UserInputError
-        from ..train.context import forward_with_labels
 
         params = ctx.trainable()
         samples = ctx.encode(ctx.safety_data or [])
@@ -156,7 +154,27 @@ class EWC(Method):
             samples = samples[: self.fisher_samples]
         if not samples:
             raise UserInputError("ewc: no safety sample left after encoding; the Fisher needs at least one")
-        n_all, samples = len(samples), ctx.local_share(samples)  # each process its block, summed below
+        self._n_safety = len(samples)
+        self._stage_records = list(ctx.user_data)
+        carried = getattr(self, "_carry", None)
+        if carried and set(carried["fisher"]) == set(params):
+            # a later stage of a stream: the accumulated Fisher plus the last task's, at these weights
+            # (= where that task's stage ended); the anchor moves here (online EWC)
+            task = normalize_fisher(self.fisher_at(ctx, ctx.encode(carried["past_task"])), self.normalize)
+            device = next(iter(params.values())).device
+            self.fisher = {n: carried["fisher"][n].to(device) + task[n] for n in params}
+        else:
+            self.fisher = normalize_fisher(self.fisher_at(ctx, samples), self.normalize)
+        self.anchor = {n: p.detach().float().clone() for n, p in params.items()}
+
+    def fisher_at(self, ctx, samples) -> dict[str, torch.Tensor]:
+        """Empirical Fisher of ``samples`` (encoded) at the current weights, in eval mode; under
+        several processes each computes its block of the samples and the blocks are summed."""
+        from ..data.tokenize import collate
+        from ..train.context import forward_with_labels
+
+        params = ctx.trainable()
+        n_all, samples = len(samples), ctx.local_share(samples)
         model = ctx.unwrapped_model()
         pad = ctx.tokenizer.pad_token_id
 
@@ -173,10 +191,25 @@ class EWC(Method):
             fisher = empirical_fisher((sample_loss(e) for e in samples), params) if samples else None
         finally:
             model.train(was_training)
-        fisher = {n: ctx.sum_across(fisher[n] * len(samples) if fisher else torch.zeros_like(p, dtype=torch.float32)) / n_all
-                  for n, p in params.items()}
-        self.fisher = normalize_fisher(fisher, self.normalize)
-        self.anchor = {n: p.detach().float().clone() for n, p in params.items()}
+        return {n: ctx.sum_across(fisher[n] * len(samples) if fisher else torch.zeros_like(p, dtype=torch.float32)) / n_all
+                for n, p in params.items()}
+
+    # continual streams -----------------------------------------------------------
+
+    carries: ClassVar[str] = (
+        "the Fisher, accumulated: the aligned model's on the safety buffer plus each past task's "
+        "(as many of its samples as the safety Fisher used) at the end of that task's stage, each "
+        "normalized; the anchor moves to each stage's start (online EWC)"
+    )
+
+    def carry_state(self) -> dict[str, Any] | None:
+        from .base import past_task_sample
+
+        return {"fisher": {n: f.detach().cpu() for n, f in self.fisher.items()},
+                "past_task": past_task_sample(self._stage_records, self._n_safety, seed=0)}
+
+    def load_carry(self, state: dict[str, Any] | None) -> None:
+        self._carry = state
 
     # per micro-batch ----------------------------------------------------------
 

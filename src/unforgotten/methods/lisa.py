@@ -119,6 +119,7 @@ class Lisa(Method):
     """
 
     name = "lisa"
+    carries: ClassVar[str] = "its safety data: the same buffer drives the alignment phases of every stage (the phase schedule restarts per stage)"
     shardable: ClassVar[bool] = False  # see Method.shardable
     packable: ClassVar[bool] = False  # see Method.packable
     needs_safety_data = True

@@ -248,10 +248,26 @@ class OGPSA(Method):
     def uses_safety_data(self) -> bool:
         return self.reference is None  # the safety buffer is the default reference set
 
+    carries: ClassVar[str] = (
+        "its subspace, grown: the reference set of every later stage adds n_ref samples of each past "
+        "task, so the protected directions cover safety and the tasks already learned"
+    )
+
+    def carry_state(self) -> dict[str, Any] | None:
+        from .base import past_task_sample
+
+        past = list(getattr(self, "_past_tasks", []))
+        return {"past_tasks": past + past_task_sample(self._stage_records, self.n_ref, seed=len(past))}
+
+    def load_carry(self, state: dict[str, Any] | None) -> None:
+        self._past_tasks = list((state or {}).get("past_tasks", []))
+
     def setup(self, ctx) -> None:
         from ..errors import UserInputError
 
-        samples = [e for e in ctx.encode(self.reference_records(ctx)) if e.n_label_tokens > 0]
+        self._stage_records = list(ctx.user_data)
+        reference = self.reference_records(ctx) + list(getattr(self, "_past_tasks", []))
+        samples = [e for e in ctx.encode(reference) if e.n_label_tokens > 0]
         if not samples:
             raise UserInputError("ogpsa: no reference sample left after encoding (all too long or without a response)")
         self._samples = samples

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import UserInputError
 from .base import Method
@@ -53,6 +53,7 @@ class SafeInstr(Method):
     """
 
     name = "safeinstr"
+    carries: ClassVar[str] = "its safety data: the same buffer is mixed into every stage's data"
     needs_safety_data = True
 
     seed: int | None = None

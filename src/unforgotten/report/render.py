@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from .general import general_cell, general_markdown, general_tasks
 from .summaries import KINDS, Row
 from .tables import (
     DASH, _benches, _mean_over, _metric, _metric_name, _n_range, _pct, _resolve_judge, _rows, _undecided, _union,
@@ -78,6 +79,8 @@ def _markdown(rows: list[Row], *, judge: str | None, title: str | None, figure: 
         body = [[label] + [fmt_metric(_metric(s, b, j)) for b, j in cols] for label, s in rows]
         out += [_md_table(header, body), ""]
 
+    out += general_markdown(rows, _md_table)
+
     if figure:
         out += ["## Safety vs. utility", "", figure, ""]
 
@@ -135,16 +138,21 @@ def rich_table(rows: Iterable[Row | dict[str, Any]], *, judge: str | None = None
 
     t = Table(title=Text(title))
     t.add_column("model")
-    for head in ("ASR ↓" + (f"\n{harmful[0]}" if len(harmful) == 1 else f"\nmean of {len(harmful)}" if harmful else ""),
-                 "over-refusal ↓" + (f"\n{over[0]}" if len(over) == 1 else f"\nmean of {len(over)}" if over else ""),
-                 utility_head):
+    general = general_tasks(rows)
+    heads = ["ASR ↓" + (f"\n{harmful[0]}" if len(harmful) == 1 else f"\nmean of {len(harmful)}" if harmful else ""),
+             "over-refusal ↓" + (f"\n{over[0]}" if len(over) == 1 else f"\nmean of {len(over)}" if over else ""),
+             utility_head]
+    if general:  # general capability (eval.general): mean headline metric over the lm-eval tasks
+        heads.append("general ↑" + (f"\n{general[0]}" if len(general) == 1 else f"\nmean of {len(general)}"))
+    for head in heads:
         t.add_column(Text(head), justify="right")
     for label, s in rows:
         b = first_utility[label]
         u = fmt_metric(_metric(s, b, None)) if b else DASH
         if b and not same_utility and u != DASH:
             u += f" ({b})"
-        cells = (label, _headline_cell(s, "harmful", primary), _headline_cell(s, "overrefusal", primary), u)
+        cells = (label, _headline_cell(s, "harmful", primary), _headline_cell(s, "overrefusal", primary), u,
+                 *([general_cell(s)] if general else []))
         t.add_row(*(Text(c) for c in cells))  # plain text: brackets in labels and intervals are not markup
     caption = [f"judge: {primary}" if primary else "no judge", "% [bootstrap 95% CI] where one benchmark defines the value"]
     n_undecided = len(_undecided(rows, order))
