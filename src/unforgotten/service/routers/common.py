@@ -10,7 +10,7 @@ from fastapi import Query, Request
 from ...config import RunConfig
 from ..auth import tenant_of
 from ..blobs import Blobs
-from ..errors import bad_request
+from ..errors import bad_request, not_found
 from ..schemas import list_object
 from ..settings import ServiceConfig
 from ..store import Store
@@ -42,3 +42,11 @@ def paginate(store: Store, cls, where: list, after: str | None, limit: int, rend
         raise bad_request(f"after: no object {after!r} in this list", param="after", code="invalid_cursor")
     rows, has_more = page
     return list_object([render(r) for r in rows], has_more)
+
+
+def owned(st: State, cls, who: str, object_id: str, kind: str, param: str):
+    """The tenant's row ``object_id`` of ``cls``; another tenant's is the same 404 as a missing one."""
+    row = st.store.get(cls, who, object_id)
+    if row is None:
+        raise not_found(kind, object_id, param=param)
+    return row

@@ -14,7 +14,7 @@ from ..blobs import CHUNK, TooLarge
 from ..errors import APIError, bad_request, not_found
 from ..schemas import file_object
 from ..store import FileRow, new_id, now
-from .common import LimitQ, State, paginate, state, tenant
+from .common import LimitQ, State, owned, paginate, state, tenant
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 PURPOSES = ("fine-tune",)
@@ -95,10 +95,7 @@ def list_files(purpose: Optional[str] = None, limit: int = LimitQ, after: Option
 
 
 def _file(st: State, who: str, file_id: str) -> FileRow:
-    row = st.store.get(FileRow, who, file_id)
-    if row is None:
-        raise not_found("file", file_id, param="file_id")
-    return row
+    return owned(st, FileRow, who, file_id, "file", "file_id")
 
 
 @router.get("/{file_id}")

@@ -11,7 +11,7 @@ from ..errors import APIError, not_found
 from ..jobspec import check_create, new_seed
 from ..schemas import JobCreate, checkpoint_object, event_object, job_object
 from ..store import VALIDATING, CheckpointRow, EventRow, FileRow, JobRow, new_id, now
-from .common import LimitQ, State, paginate, state, tenant
+from .common import LimitQ, State, owned, paginate, state, tenant
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 
@@ -49,10 +49,7 @@ def list_jobs(limit: int = LimitQ, after: Optional[str] = None, st: State = Depe
 
 
 def _job(st: State, who: str, job_id: str) -> JobRow:
-    row = st.store.get(JobRow, who, job_id)
-    if row is None:
-        raise not_found("fine-tuning job", job_id, param="fine_tuning_job_id")
-    return row
+    return owned(st, JobRow, who, job_id, "fine-tuning job", "fine_tuning_job_id")
 
 
 @router.get("/{job_id}")

@@ -10,10 +10,9 @@ from pathlib import Path
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
-from ..errors import not_found
 from ..schemas import list_object, model_object, model_row_object
 from ..store import ModelRow
-from .common import State, state, tenant
+from .common import State, owned, state, tenant
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 OWNER = "unforgotten"
@@ -32,10 +31,7 @@ def list_models(st: State = Depends(state), who: str = Depends(tenant)):
 
 
 def _model(st: State, who: str, model: str) -> ModelRow:
-    row = st.store.get(ModelRow, who, model)
-    if row is None:
-        raise not_found("model", model, param="model")
-    return row
+    return owned(st, ModelRow, who, model, "model", "model")
 
 
 @router.get("/{model}")
