@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,19 @@ class Judge(ABC):
         """Extra named rates reported beside this judge's main one in ``by_judge`` (e.g. the
         classifier's intent-ASR as ``"classifier:intent"``). None by default."""
         return {}
+
+    @staticmethod
+    def undecided_when_empty(prompts: Sequence[str], responses: Sequence[str],
+                             decide: Callable[[list[str], list[str]], list[Verdict]]) -> list[Verdict]:
+        """``decide`` on the pairs with a non-blank response; a blank one is undecided (counted
+        against the model, see ``unforgotten.eval.metrics``). For judges that score text."""
+        Judge.check_lengths(prompts, responses)
+        keep = [i for i, r in enumerate(responses) if r.strip()]
+        out = [Verdict(refused=None, harmful=None, raw="")] * len(responses)
+        if keep:
+            for i, v in zip(keep, decide([prompts[i] for i in keep], [responses[i] for i in keep])):
+                out[i] = v
+        return out
 
     @staticmethod
     def check_lengths(prompts: Sequence[str], responses: Sequence[str]) -> None:
